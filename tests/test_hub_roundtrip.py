@@ -58,7 +58,9 @@ def test_auto_classes_load_it(saved):
         torch.testing.assert_close(model(**inputs).logits, logits)
     config = json.loads((path / "config.json").read_text())
     assert config["auto_map"]["AutoConfig"] == "configuration_emofusion.EmoFusionConfig"
-    assert config["auto_map"]["AutoModelForImageClassification"] == "modeling_emofusion.EmoFusionForEmotionClassification"
+    assert (
+        config["auto_map"]["AutoModelForImageClassification"] == "modeling_emofusion.EmoFusionForEmotionClassification"
+    )
 
 
 def test_remote_code_loads_without_emofusion_installed(saved, tmp_path):
@@ -133,18 +135,38 @@ def parts(tmp_path_factory):
     word_piece = {token: index for index, token in enumerate(vocab)}
     BertTokenizerFast(vocab=word_piece).save_pretrained(root / "bert")
     bert = BertModel(
-        BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=40)
+        BertConfig(
+            vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=40
+        )
     )
     bert.eval().save_pretrained(root / "bert")
 
     blip = InstructBlipForConditionalGeneration(
         InstructBlipConfig(
-            vision_config={"hidden_size": 40, "intermediate_size": 48, "num_hidden_layers": 1, "num_attention_heads": 4,
-                           "image_size": 32, "patch_size": 8},
-            qformer_config={"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 40,
-                            "vocab_size": len(vocab)},
-            text_config={"model_type": "llama", "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
-                         "num_attention_heads": 2, "num_key_value_heads": 2, "vocab_size": 50},
+            vision_config={
+                "hidden_size": 40,
+                "intermediate_size": 48,
+                "num_hidden_layers": 1,
+                "num_attention_heads": 4,
+                "image_size": 32,
+                "patch_size": 8,
+            },
+            qformer_config={
+                "hidden_size": 32,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 4,
+                "intermediate_size": 40,
+                "vocab_size": len(vocab),
+            },
+            text_config={
+                "model_type": "llama",
+                "hidden_size": 16,
+                "intermediate_size": 32,
+                "num_hidden_layers": 1,
+                "num_attention_heads": 2,
+                "num_key_value_heads": 2,
+                "vocab_size": 50,
+            },
             num_query_tokens=6,
         )
     )
@@ -157,7 +179,9 @@ def parts(tmp_path_factory):
 
 def test_bert_initialised_qformer_copies_bert_weights(parts):
     root, clip, bert, _ = parts
-    model = EmoFusionForEmotionClassification.from_pretrained_parts(str(root / "clip"), str(root / "bert"), num_query_tokens=5)
+    model = EmoFusionForEmotionClassification.from_pretrained_parts(
+        str(root / "clip"), str(root / "bert"), num_query_tokens=5
+    )
     base, bert_state = model.emofusion, bert.state_dict()
     # The vision tower is CLIP's.
     for name, value in clip.vision_model.state_dict().items():
@@ -180,7 +204,9 @@ def test_bert_initialised_qformer_copies_bert_weights(parts):
             ("output_query.LayerNorm.bias", "output.LayerNorm.bias"),
             ("output.dense.weight", "output.dense.weight"),
         ]:
-            torch.testing.assert_close(q[f"encoder.layer.{layer}.{ours}"], bert_state[f"encoder.layer.{layer}.{theirs}"])
+            torch.testing.assert_close(
+                q[f"encoder.layer.{layer}.{ours}"], bert_state[f"encoder.layer.{layer}.{theirs}"]
+            )
     # BERT's text embeddings are reproduced exactly (token type 0 folded into positions).
     ids = torch.tensor([[2, 5, 8, 3]])
     with torch.no_grad():

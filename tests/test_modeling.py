@@ -38,7 +38,9 @@ def test_forward_backward_every_mode(processor, pictures, modality, task, clips)
     model, _ = tiny_classifier(task, modality=modality, num_vad=num_vad, num_frames=3 if clips else 1)
     model.train()
     if clips:
-        batch = processor(videos=[pictures + pictures[:1], pictures[:1]], bbox=[[2, 2, 30, 40], None], text=DESCRIPTIONS)
+        batch = processor(
+            videos=[pictures + pictures[:1], pictures[:1]], bbox=[[2, 2, 30, 40], None], text=DESCRIPTIONS
+        )
         assert batch["pixel_values"].shape[:2] == (2, 3) and batch["frame_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
     else:
         batch = processor(images=pictures, bbox=[[2, 2, 30, 40], None], text=DESCRIPTIONS)
@@ -129,7 +131,9 @@ def test_vision_hidden_states_skip_the_encoder(processor, pictures):
     batch = processor(images=pictures, text=DESCRIPTIONS)
     with torch.no_grad():
         features = model.get_vision_features(batch["pixel_values"])
-        cached = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], vision_hidden_states=features)
+        cached = model(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], vision_hidden_states=features
+        )
         torch.testing.assert_close(cached.logits, model(**batch).logits)
 
 
