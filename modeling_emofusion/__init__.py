@@ -43,6 +43,12 @@ def _register_auto_classes() -> None:
 
 _register_auto_classes()
 
+# The "emotion-in-context" pipeline task (guarded inside: registering again is a no-op).
+from .pipeline_emofusion import EmotionInContextPipeline, register_pipeline, save_pipeline_files  # noqa: E402
+
+
+register_pipeline()
+
 __all__ = [
     "BOLD_CSV_CATEGORIES",
     "CAER_S_CLASSES",
@@ -56,8 +62,10 @@ __all__ = [
     "EmoFusionModelOutput",
     "EmoFusionPreTrainedModel",
     "EmoFusionProcessor",
+    "EmotionInContextPipeline",
     "clip_box",
     "id2label_for",
     "mark_subject",
+    "save_pipeline_files",
     "task_info",
 ]
