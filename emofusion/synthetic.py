@@ -212,3 +212,70 @@ def text_group_of(categories: Sequence[str]) -> str:
     if len(found) != 1:
         raise ValueError(f"labels {list(categories)} do not name exactly one text group of the synthetic task.")
     return found[0]
+
+
+# The synthetic descriptions come from `describe` above, not from a VLLM: the description set
+# says so, and records no model (so a trained model's config names none either).
+DESCRIPTION_METADATA = {
+    "model": None,
+    "revision": None,
+    "backend": "synthetic",
+    "prompt_template": "",
+    "marking": "box",
+    "generation": {"writer": "emofusion.synthetic.describe"},
+    "dataset": "emotic",
+}
+_SOURCES = (("mscoco", 0.6), ("framesdb", 0.25), ("emodb_small", 0.15))
+_SPLIT_OFFSET = {"train": 0, "val": 1_000_000, "test": 2_000_000}
+
+
+def _file_name(source: str, split: str, index: int) -> str:
+    """A file name in the style of each EMOTIC source (datasets.md), unique per split and index."""
+    digest = hashlib.sha256(f"{split}-{index}".encode()).hexdigest()  # lowercase alphanumerics
+    if source == "mscoco":
+        return f"COCO_{'train' if split == 'train' else 'val'}2014_{_SPLIT_OFFSET[split] + index + 1:012d}.jpg"
+    if source == "framesdb":
+        return f"frame_{digest[:16]}.jpg"
+    return f"{digest[:18]}.jpg"
+
+
+def synthetic_emotic_images(split: str, num_images: int, rng: np.random.Generator, size=(96, 72)) -> list:
+    """`num_images` EMOTIC image records (`dataset_scripts.writers.EmoticImage`) with their pictures."""
+    from dataset_scripts.writers import EmoticImage, EmoticPerson
+
+    names, weights = zip(*_SOURCES)
+    records = []
+    for index in range(num_images):
+        source = str(rng.choice(names, p=weights))
+        num_subjects = int(rng.integers(1, 3))
+        image, persons = render_scene(rng, size=size, num_people=num_subjects + 1, num_subjects=num_subjects)
+        records.append(
+            EmoticImage(
+                filename=_file_name(source, split, index),
+                folder=f"{source}/images",
+                image_size=image.size,
+                persons=[
+                    EmoticPerson(bbox=p.bbox, categories=p.categories, vad=p.vad, gender=p.gender, age=p.age)
+                    for p in persons
+                ],
+                source_database=source,
+                image=image,
+            )
+        )
+    return records
+
+
+def write_synthetic_emotic(root, num_images: dict[str, int], seed: int = 0, size=(96, 72)):
+    """Write a synthetic EMOTIC copy: `<root>/Annotations/Annotations.mat` + `<root>/emotic/<source>/images/*.jpg`.
+
+    `num_images` maps EMOTIC's splits (`train`, `val`, `test`) to image counts; each image holds one
+    or two annotated subjects (and one more person who is not annotated). Returns the .mat path.
+
+    >>> write_synthetic_emotic("/tmp/synthetic-emotic", {"train": 8, "val": 4, "test": 4}).name
+    'Annotations.mat'
+    """
+    from dataset_scripts.writers import write_emotic_mat
+
+    rng = np.random.default_rng(seed)
+    splits = {split: synthetic_emotic_images(split, count, rng, size) for split, count in num_images.items()}
+    return write_emotic_mat(root, splits)

@@ -420,14 +420,24 @@ class EmotionInContextPipeline(ChunkPipeline):
         if not missing:
             return
         describer = self._get_describer(describer, where)
+        views, boxes = [], []
         for subject in missing:
             if picture is not None:
-                view, box = picture, subject["bbox"]
+                views.append(picture)
+                boxes.append(subject["bbox"])
             else:
-                # A clip is described from its middle frame, marked with that frame's box.
+                # A clip is described from its middle sampled frame, with that frame's box (caption.py's default).
                 middle = len(subject["frames"]) // 2
-                view, box = subject["frames"][middle], subject["frame_boxes"][middle]
-            subject["description"] = describer.describe(view, box)
+                views.append(subject["frames"][middle])
+                boxes.append(subject["frame_boxes"][middle])
+        config = self.model.config
+        # The recorded template (the paper's when none), filled with this model's label names;
+        # the describer marks each subject itself, with the model's marking mode.
+        described = describer.describe(
+            views, boxes, prompt=config.prompt_template or None, class_names=list(config.id2label.values())
+        )
+        for subject, description in zip(missing, described):
+            subject["description"] = description.text if hasattr(description, "text") else str(description)
             subject["description_source"] = "generated"
 
     def _get_describer(self, describer, where: str):
@@ -446,7 +456,20 @@ class EmotionInContextPipeline(ChunkPipeline):
             from .describing import TransformersDescriber
 
             logger.info(f"Loading the description model {config.description_model!r} recorded in the config.")
-            self._describers[key] = TransformersDescriber.from_config(config, device=self.device)
+            try:
+                self._describers[key] = TransformersDescriber.from_pretrained(
+                    config.description_model,
+                    revision=config.description_revision,
+                    device=self.device,
+                    marking=config.marking,
+                    **(config.description_generation or {}),
+                )
+            except OSError as error:
+                raise ValueError(
+                    f"{where}: no description given, and the description model recorded in the config "
+                    f"({config.description_model!r}, revision {config.description_revision!r}) cannot be loaded: "
+                    f"{error}. Pass description='...', or describer=TransformersDescriber(...)."
+                ) from error
         return self._describers[key]
 
     # -- forward and postprocess --------------------------------------------------------------------
