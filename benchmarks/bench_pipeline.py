@@ -106,13 +106,16 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = [("one call per photo", timed(lambda: [pipe(item) for item in items], args.repeats))]
     for batch_size in args.batch_sizes:
-        rows.append((f"list, batch_size={batch_size}", timed(lambda b=batch_size: pipe(items, batch_size=b), args.repeats)))
+        rows.append(
+            (f"list, batch_size={batch_size}", timed(lambda b=batch_size: pipe(items, batch_size=b), args.repeats))
+        )
 
     base = rows[0][1]
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, threads {torch.get_num_threads()}")
+    threads = torch.get_num_threads()
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {threads} threads")
     params = sum(p.numel() for p in model.parameters()) / 1e6
     print(f"model: {args.size} ({params:.1f} M parameters), {args.num_photos} photos, best of {args.repeats}")
-    print(f"| mode | photos/s | speed-up vs one call per photo |\n|---|---|---|")
+    print("| mode | photos/s | speed-up vs one call per photo |\n|---|---|---|")
     for name, seconds in rows:
         print(f"| {name} | {args.num_photos / seconds:.1f} | {base / seconds:.2f}x |")
     return 0

@@ -155,7 +155,9 @@ def test_clip_input():
         expected = torch.sigmoid(model(**inputs).logits[0]).tolist()
     assert [_scores(subject)[n] for n in model.config.id2label.values()] == pytest.approx(expected, abs=1e-5)
     # Clips of different lengths batch together (padded to config.num_frames).
-    batch = pipe([{"frames": frames[:2], "description": "calm"}, {"frames": frames, "description": "sad"}], batch_size=2)
+    batch = pipe(
+        [{"frames": frames[:2], "description": "calm"}, {"frames": frames, "description": "sad"}], batch_size=2
+    )
     assert len(batch) == 2 and all(len(subjects) == 1 for subjects in batch)
 
 
