@@ -16,7 +16,10 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("emofusion.demo", "train and evaluate the whole method on a small synthetic dataset, offline"),
     "predict": ("emofusion.predict", "recognise the emotion of the person(s) in your own photo"),
-    "convert": ("emofusion.convert", "prepare EMOTIC, CAER-S or BoLD as Arrow/Parquet (optionally a private Hub repo)"),
+    "convert": (
+        "emofusion.convert",
+        "prepare EMOTIC, CAER-S or BoLD as Arrow/Parquet (optionally a private Hub repo)",
+    ),
     "caption": ("emofusion.captioning", "stage 1: write VLLM descriptions of every subject of a dataset split"),
     "train": ("emofusion.training", "stage 2: train and evaluate the fusion model"),
 }

@@ -1,0 +1,409 @@
+"""EmoFusion: the fusion transformer of "VLLMs Provide Better Context for Emotion Understanding
+Through Common Sense Reasoning" (Xenos et al., arXiv 2404.07078).
+
+A vision encoder E_V turns the (subject-marked) image into tokens; learnable queries and the
+VLLM's description run through transformers' instruction-aware Q-Former (`InstructBlipQFormerModel`:
+one self-attention over [queries ; text], cross-attention from the queries to the vision tokens,
+separate feed-forward layers), and the pooled output queries go through a linear head. The
+Q-Former is used as transformers ships it, not re-implemented.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import AutoModel, InstructBlipQFormerModel, PreTrainedModel
+from transformers import initialization as init
+from transformers.utils import ModelOutput, logging
+
+from .configuration_emofusion import EmoFusionConfig
+
+
+logger = logging.get_logger(__name__)
+
+
+@dataclass
+class EmoFusionModelOutput(ModelOutput):
+    """
+    Output of [`EmoFusionModel`].
+
+    Args:
+        last_hidden_state (`torch.FloatTensor` of shape `(batch_size, num_query_tokens, hidden_size)`):
+            The output query states of the Q-Former.
+        pooler_output (`torch.FloatTensor` of shape `(batch_size, hidden_size)`):
+            The query states pooled as `config.pooling` says.
+        vision_hidden_states (`torch.FloatTensor` of shape `(batch_size, [frames,] tokens, vision_width)`):
+            The vision encoder's tokens before projection (what the feature cache stores). `None` in
+            text-only mode.
+        text_hidden_states (`torch.FloatTensor` of shape `(batch_size, text_length, hidden_size)`):
+            The Q-Former's output at the description tokens, `None` in vision-only mode.
+    """
+
+    last_hidden_state: torch.FloatTensor | None = None
+    pooler_output: torch.FloatTensor | None = None
+    vision_hidden_states: torch.FloatTensor | None = None
+    text_hidden_states: torch.FloatTensor | None = None
+
+
+@dataclass
+class EmoFusionClassifierOutput(ModelOutput):
+    """
+    Output of [`EmoFusionForEmotionClassification`].
+
+    Args:
+        loss (`torch.FloatTensor` of shape `(1,)`, returned when `labels` or `vad_labels` are given):
+            Classification loss (BCE-with-logits for multi-label, cross-entropy for single-label)
+            plus `config.vad_loss_weight` times the VAD L1 loss.
+        logits (`torch.FloatTensor` of shape `(batch_size, num_labels)`): class scores before
+            sigmoid/softmax.
+        vad (`torch.FloatTensor` of shape `(batch_size, num_vad)`): valence/arousal/dominance
+            predictions when the model has a VAD head.
+        pooled_output (`torch.FloatTensor` of shape `(batch_size, hidden_size)`): pooled queries.
+        query_states (`torch.FloatTensor` of shape `(batch_size, num_query_tokens, hidden_size)`):
+            output query states of the Q-Former.
+        vision_hidden_states (`torch.FloatTensor`): see [`EmoFusionModelOutput`].
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    vad: torch.FloatTensor | None = None
+    pooled_output: torch.FloatTensor | None = None
+    query_states: torch.FloatTensor | None = None
+    vision_hidden_states: torch.FloatTensor | None = None
+
+
+class EmoFusionPreTrainedModel(PreTrainedModel):
+    config: EmoFusionConfig
+    config_class = EmoFusionConfig
+    base_model_prefix = "emofusion"
+    main_input_name = "pixel_values"
+    input_modalities = ("image", "text")
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_attention_backend = True
+    _no_split_modules = ["InstructBlipQFormerLayer", "CLIPEncoderLayer"]
+
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        std = self.config.initializer_range
+        if isinstance(module, EmoFusionModel):
+            init.normal_(module.query_tokens, mean=0.0, std=std)
+            if module.null_vision_token is not None:
+                init.normal_(module.null_vision_token, mean=0.0, std=std)
+
+    @classmethod
+    def from_pretrained_parts(
+        cls,
+        vision_model_name_or_path: str,
+        qformer_name_or_path: str | None = None,
+        *,
+        revision: str | None = None,
+        qformer_revision: str | None = None,
+        **config_kwargs,
+    ):
+        r"""
+        Compose a new model from a pretrained vision encoder and a pretrained Q-Former initialisation.
+
+        Args:
+            vision_model_name_or_path: any transformers vision checkpoint, or a CLIP/SigLIP-style
+                dual encoder whose vision tower is used (e.g. `"openai/clip-vit-large-patch14"`).
+            qformer_name_or_path: a BERT checkpoint (BLIP-2 recipe: embeddings, self-attention and
+                both feed-forward branches copied, cross-attention new; e.g. `"bert-base-uncased"`),
+                an InstructBLIP checkpoint (its Q-Former and query tokens; a projection maps the
+                vision width to the Q-Former's), or None for a randomly initialised Q-Former.
+            config_kwargs: [`EmoFusionConfig`] fields (`id2label`, `problem_type`, `modality`, ...).
+
+        Example:
+
+        ```python
+        >>> model = EmoFusionForEmotionClassification.from_pretrained_parts(
+        ...     "openai/clip-vit-large-patch14", "bert-base-uncased", id2label=id2label_for("emotic"), num_vad=3
+        ... )  # doctest: +SKIP
+        ```
+        """
+        from .pretrained_parts import (
+            bert_to_qformer_state_dict,
+            instructblip_qformer_parts,
+            is_instructblip,
+            load_vision_model,
+            qformer_config_from_bert,
+        )
+
+        vision_model = load_vision_model(vision_model_name_or_path, revision=revision)
+        vision_width = vision_model.config.hidden_size
+        qformer_state, query_tokens = None, None
+        qformer_config = config_kwargs.pop("qformer_config", None)
+        if qformer_name_or_path is not None and is_instructblip(qformer_name_or_path, qformer_revision):
+            qformer_config, qformer_state, query_tokens = instructblip_qformer_parts(
+                qformer_name_or_path, qformer_revision
+            )
+            config_kwargs.setdefault("num_query_tokens", query_tokens.shape[1])
+        elif qformer_name_or_path is not None:
+            bert = AutoModel.from_pretrained(qformer_name_or_path, revision=qformer_revision)
+            qformer_config = qformer_config_from_bert(bert.config, vision_width)
+            qformer_state = bert_to_qformer_state_dict(bert.state_dict())
+        config = EmoFusionConfig(vision_config=vision_model.config, qformer_config=qformer_config, **config_kwargs)
+        model = cls(config)
+
+        base = getattr(model, cls.base_model_prefix, model)
+        if base.vision_model is not None:
+            base.vision_model.load_state_dict(vision_model.state_dict())
+        if qformer_state is not None:
+            missing, unexpected = base.qformer.load_state_dict(qformer_state, strict=False)
+            if unexpected:
+                raise ValueError(
+                    f"{qformer_name_or_path}: weights that fit no Q-Former parameter: {unexpected[:5]}..."
+                )
+            logger.info(
+                f"Q-Former initialised from {qformer_name_or_path}; newly initialised: {len(missing)} tensors."
+            )
+        if query_tokens is not None:
+            if query_tokens.shape == base.query_tokens.shape:
+                base.query_tokens.data.copy_(query_tokens)
+            else:
+                logger.warning(
+                    f"num_query_tokens={config.num_query_tokens} differs from {qformer_name_or_path}'s: new queries."
+                )
+        return model.eval()  # like from_pretrained; call .train() to fine-tune
+
+
+class EmoFusionModel(EmoFusionPreTrainedModel):
+    """Vision encoder + learnable queries + instruction-aware Q-Former, without a head."""
+
+    def __init__(self, config: EmoFusionConfig):
+        super().__init__(config)
+        qformer_config = config.qformer_config
+        vision_width = config.vision_config.hidden_size
+        memory_width = qformer_config.encoder_hidden_size
+
+        # Text-only mode never looks at pixels, so it needs no encoder at all.
+        self.vision_model = AutoModel.from_config(config.vision_config) if config.modality != "text" else None
+        self.vision_projection = nn.Linear(vision_width, memory_width) if vision_width != memory_width else None
+        self.frame_position_embeddings = (
+            nn.Embedding(config.num_frames, memory_width) if config.num_frames > 1 else None
+        )
+        # Cross-attention needs some memory: in text-only mode it is one learned token that
+        # carries no pixel information (zero-length memory crashes the Q-Former).
+        self.null_vision_token = nn.Parameter(torch.zeros(1, 1, memory_width)) if config.modality == "text" else None
+        self.query_tokens = nn.Parameter(torch.zeros(1, config.num_query_tokens, qformer_config.hidden_size))
+        self.qformer = InstructBlipQFormerModel(qformer_config)
+
+        self.post_init()
+        if config.freeze_vision and self.vision_model is not None:
+            self.vision_model.requires_grad_(False)
+
+    def get_input_embeddings(self):
+        return self.qformer.get_input_embeddings()
+
+    def get_vision_features(self, pixel_values: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """
+        The vision encoder's `last_hidden_state` for images `(batch, channels, height, width)` ->
+        `(batch, tokens, width)`, or clips `(batch, frames, channels, height, width)` ->
+        `(batch, frames, tokens, width)`; padded frames (`frame_mask == 0`) are not encoded and
+        come back as zeros. This is what a feature cache stores for a frozen encoder.
+        """
+        if self.vision_model is None:
+            raise ValueError("This model is text-only (config.modality='text'): it has no vision encoder.")
+        grad = torch.is_grad_enabled() and not self.config.freeze_vision
+        with torch.set_grad_enabled(grad):
+            if pixel_values.dim() == 4:
+                return self.vision_model(pixel_values=pixel_values).last_hidden_state
+            if pixel_values.dim() != 5:
+                raise ValueError(
+                    "pixel_values must be (batch, channels, height, width) or (batch, frames, channels, height, "
+                    f"width), got shape {tuple(pixel_values.shape)}."
+                )
+            batch, frames = pixel_values.shape[:2]
+            if frame_mask is None:
+                frame_mask = torch.ones(batch, frames, dtype=torch.bool, device=pixel_values.device)
+            valid = frame_mask.bool()
+            encoded = self.vision_model(pixel_values=pixel_values[valid]).last_hidden_state  # (valid, N, D)
+            features = encoded.new_zeros(batch, frames, *encoded.shape[1:])
+            features[valid] = encoded
+            return features
+
+    def _vision_memory(self, vision_hidden_states: torch.Tensor, frame_mask: torch.Tensor | None):
+        """Project vision tokens to the Q-Former's memory width; clips become one long memory."""
+        memory = vision_hidden_states
+        if self.vision_projection is not None:
+            memory = self.vision_projection(memory)
+        if memory.dim() == 3:
+            return memory, None
+        batch, frames, tokens, width = memory.shape
+        if frames > self.config.num_frames:
+            raise ValueError(
+                f"Got clips of {frames} frames: this model takes at most config.num_frames={self.config.num_frames}."
+            )
+        if self.frame_position_embeddings is not None:
+            positions = torch.arange(frames, device=memory.device)
+            memory = memory + self.frame_position_embeddings(positions)[None, :, None, :]
+        if frame_mask is None:
+            frame_mask = torch.ones(batch, frames, dtype=torch.long, device=memory.device)
+        memory_mask = frame_mask.long().repeat_interleave(tokens, dim=1)  # (B, T*N)
+        return memory.reshape(batch, frames * tokens, width), memory_mask
+
+    def forward(
+        self,
+        pixel_values: torch.FloatTensor | None = None,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.LongTensor | None = None,
+        frame_mask: torch.LongTensor | None = None,
+        vision_hidden_states: torch.FloatTensor | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> EmoFusionModelOutput | tuple:
+        r"""
+        pixel_values (`torch.FloatTensor` of shape `(batch, channels, height, width)` or `(batch, frames,
+            channels, height, width)`): the subject-marked image(s); not needed when `vision_hidden_states`
+            is given or in text-only mode.
+        input_ids, attention_mask (`torch.LongTensor` of shape `(batch, text_length)`): the tokenised
+            description; ignored in vision-only mode.
+        frame_mask (`torch.LongTensor` of shape `(batch, frames)`): 1 for real frames, 0 for padding.
+        vision_hidden_states (`torch.FloatTensor`): precomputed `get_vision_features(pixel_values)`.
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        modality = self.config.modality
+        use_text = modality in ("fusion", "text")
+        use_vision = modality in ("fusion", "vision")
+        if use_text and input_ids is None:
+            raise ValueError(f"A {modality!r} model needs the description's input_ids (and attention_mask).")
+
+        # 1. Vision tokens: the cross-attention memory of the queries.
+        if use_vision:
+            if vision_hidden_states is None:
+                if pixel_values is None:
+                    raise ValueError(f"A {modality!r} model needs pixel_values or vision_hidden_states.")
+                vision_hidden_states = self.get_vision_features(pixel_values, frame_mask)
+            memory, memory_mask = self._vision_memory(vision_hidden_states, frame_mask)
+        else:
+            batch = input_ids.shape[0]
+            memory, memory_mask = self.null_vision_token.expand(batch, -1, -1), None
+            vision_hidden_states = None
+        batch = memory.shape[0]
+        memory = memory.to(self.query_tokens.dtype)
+
+        # 2. Queries (+ description tokens) through the Q-Former, queries cross-attending to the memory.
+        query_embeds = self.query_tokens.expand(batch, -1, -1)
+        num_queries = query_embeds.shape[1]
+        if use_text:
+            if attention_mask is None:
+                attention_mask = torch.ones_like(input_ids)
+            query_mask = torch.ones(batch, num_queries, dtype=attention_mask.dtype, device=attention_mask.device)
+            qformer_mask = torch.cat([query_mask, attention_mask], dim=1)
+        else:
+            input_ids, qformer_mask = None, None
+        qformer_outputs = self.qformer(
+            input_ids=input_ids,
+            attention_mask=qformer_mask,
+            query_embeds=query_embeds,
+            encoder_hidden_states=memory,
+            encoder_attention_mask=memory_mask,
+            **kwargs,
+        )
+        sequence_output = qformer_outputs.last_hidden_state
+        query_states = sequence_output[:, :num_queries, :]  # (B, Q, H)
+        text_states = sequence_output[:, num_queries:, :] if use_text else None
+
+        # 3. Pool the output queries.
+        pooled = query_states.mean(dim=1) if self.config.pooling == "mean" else query_states[:, 0]
+
+        output = EmoFusionModelOutput(
+            last_hidden_state=query_states,
+            pooler_output=pooled,
+            vision_hidden_states=vision_hidden_states,
+            text_hidden_states=text_states,
+        )
+        return output if return_dict else output.to_tuple()
+
+
+class EmoFusionForEmotionClassification(EmoFusionPreTrainedModel):
+    """[`EmoFusionModel`] with a linear emotion head (and an optional VAD regression head)."""
+
+    def __init__(self, config: EmoFusionConfig):
+        super().__init__(config)
+        hidden = config.qformer_config.hidden_size
+        self.emofusion = EmoFusionModel(config)
+        self.dropout = nn.Dropout(config.qformer_config.hidden_dropout_prob)
+        self.classifier = nn.Linear(hidden, config.num_labels)
+        self.vad_head = nn.Linear(hidden, config.num_vad) if config.num_vad > 0 else None
+        self.post_init()
+
+    def get_vision_features(self, pixel_values: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.emofusion.get_vision_features(pixel_values, frame_mask)
+
+    def compute_loss(self, logits, labels=None, vad=None, vad_labels=None) -> torch.Tensor | None:
+        """Classification loss chosen by `config.problem_type`, plus the masked VAD L1 loss."""
+        loss = None
+        if labels is not None:
+            if self.config.problem_type == "single_label_classification":
+                loss = nn.functional.cross_entropy(logits, labels.long().view(-1))
+            else:
+                loss = nn.functional.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+        if vad is not None and vad_labels is not None:
+            # Missing VAD values (NaN, e.g. some EMOTIC persons) are left out of the loss.
+            vad_labels = vad_labels.to(vad.dtype)
+            present = ~torch.isnan(vad_labels)
+            if present.any():
+                vad_loss = nn.functional.l1_loss(vad[present], vad_labels[present])
+                vad_loss = self.config.vad_loss_weight * vad_loss
+                loss = vad_loss if loss is None else loss + vad_loss
+        return loss
+
+    def forward(
+        self,
+        pixel_values: torch.FloatTensor | None = None,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.LongTensor | None = None,
+        frame_mask: torch.LongTensor | None = None,
+        vision_hidden_states: torch.FloatTensor | None = None,
+        labels: torch.Tensor | None = None,
+        vad_labels: torch.FloatTensor | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> EmoFusionClassifierOutput | tuple:
+        r"""
+        labels (`torch.Tensor`): multi-label: float multi-hot `(batch, num_labels)`; single-label: class
+            indices `(batch,)`.
+        vad_labels (`torch.FloatTensor` of shape `(batch, num_vad)`): VAD targets, NaN where missing.
+
+        Example:
+
+        ```python
+        >>> from emofusion.testing import tiny_classifier
+        >>> model, processor = tiny_classifier()
+        >>> from PIL import Image
+        >>> inputs = processor(images=Image.new("RGB", (64, 48)), bbox=[4, 4, 40, 40],
+        ...                    text="the person in the red box looks happy", return_tensors="pt")
+        >>> model(**inputs).logits.shape
+        torch.Size([1, 26])
+        ```
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        # 1-2. Vision encoder, queries and description through the Q-Former.
+        outputs = self.emofusion(
+            pixel_values=pixel_values,
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            frame_mask=frame_mask,
+            vision_hidden_states=vision_hidden_states,
+            return_dict=True,
+            **kwargs,
+        )
+        # 3. Heads on the pooled queries; loss only when targets are given.
+        pooled = self.dropout(outputs.pooler_output)
+        logits = self.classifier(pooled)
+        vad = self.vad_head(pooled) if self.vad_head is not None else None
+        loss = self.compute_loss(logits, labels, vad, vad_labels)
+
+        output = EmoFusionClassifierOutput(
+            loss=loss,
+            logits=logits,
+            vad=vad,
+            pooled_output=outputs.pooler_output,
+            query_states=outputs.last_hidden_state,
+            vision_hidden_states=outputs.vision_hidden_states,
+        )
+        return output if return_dict else output.to_tuple()
