@@ -225,6 +225,7 @@ class TransformersDescriber(Describer):
         tokenizer = processor.tokenizer
         if tokenizer.pad_token is None:
             # Llama-style tokenizers may have no pad token; any id works under the attention mask.
+            logger.info(f"{self.model_id} has no pad token: padding with {tokenizer.eos_token!r}.")
             tokenizer.pad_token = tokenizer.eos_token
         eos = self.generation_kwargs.get("eos_token_id", model.generation_config.eos_token_id)
         if eos is None:

@@ -9,6 +9,7 @@ import sys
 import time
 
 import datasets
+import pyarrow.parquet as pq
 import pytest
 from caption_fixtures import (
     build_llava,
@@ -74,6 +75,11 @@ def test_kill_9_then_resume_on_two_processes_gives_the_uninterrupted_set(setup):
     assert done.returncode == 0, done.stderr.decode()[-4000:]
     new_shards = set(glob.glob(str(work / "[!.]*.parquet"))) - before_resume
     assert {os.path.basename(p).split("-")[1] for p in new_shards} == {"rank00000", "rank00001"}
+    # No subject was described twice: the killed run's and the two processes' shards hold each id once.
+    written = [
+        i for path in sorted(before_resume | new_shards) for i in pq.read_table(path, columns=["id"])["id"].to_pylist()
+    ]
+    assert sorted(written) == sorted(datasets.load_from_disk(flags["data_dir"])["train"]["id"])
 
     # 3. The set equals an uninterrupted one-process run with another batch size: every id once, same text.
     reference_dir = root / "reference"

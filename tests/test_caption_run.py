@@ -164,6 +164,13 @@ def test_a_generation_failure_is_an_error_row_and_errors_can_be_retried(model, d
     assert rows.id.is_unique and len(rows) == 6 and rows.loc[2, "status"] != "error"
 
 
+def test_a_describer_that_differs_from_the_arguments_is_refused(model, data_dir, tmp_path):
+    folder, generation = model
+    describer = TransformersDescriber.from_pretrained(folder, device="cpu", max_new_tokens=5)
+    with pytest.raises(ValueError, match="does not match the arguments the set records \\(generation"):
+        caption_split(arguments(model, data_dir, tmp_path), describer=describer)
+
+
 def test_clips_describe_the_chosen_frame_with_its_box(model, tmp_path):
     clips = clip_split()
     reader = SampleReader(clips, frame="middle")

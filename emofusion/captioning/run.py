@@ -68,6 +68,19 @@ def build_describer(args: CaptionArguments, device: torch.device) -> Describer:
     )
 
 
+def check_describer(args: CaptionArguments, describer: Describer) -> None:
+    """A describer given to `caption_split` must be the one `args` describe, since `args` are what the set records."""
+    mismatches = {
+        "model": (args.model, describer.model_id),
+        "marking": (args.marking, describer.marking),
+        "generation": (args.generation(), describer.generation_settings),
+    }
+    mismatches = {k: v for k, v in mismatches.items() if v[0] != v[1]}
+    if mismatches:
+        details = "; ".join(f"{k}: arguments {a!r}, describer {d!r}" for k, (a, d) in mismatches.items())
+        raise ValueError(f"The describer does not match the arguments the set records ({details}).")
+
+
 def description_row(sample: Sample, split: str, prompt: str, description: Description | None, reason=None) -> dict:
     """One row of the set; a subject without a description is an error row with its reason."""
     row = {"id": sample.id, "split": split, "prompt": prompt, "index": sample.index}
@@ -157,6 +170,7 @@ def caption_split(
     state.wait_for_everyone()
     if describer is None:
         describer = build_describer(args, state.device)
+    check_describer(args, describer)
     if state.is_main_process:
         # A Hub model id without --revision resolves to a commit only when loaded: it must not change mid-set.
         store.check_revision(args.output_dir, describer.revision, overwrite=args.overwrite_settings)
