@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import datasets
 import torch
@@ -148,7 +149,8 @@ def caption_split(
     ...                                model="llava-hf/llava-1.5-7b-hf", output_dir="emotic-descriptions"))
     {'split': 'val', 'ok': 3301, 'flagged': 12, 'error': 2, ...}
     """
-    state = PartialState(cpu=not torch.cuda.is_available())
+    # Processes meet only at the start and the end; the wait at the end may outlast the default 10-30 minutes.
+    state = PartialState(cpu=not torch.cuda.is_available(), timeout=timedelta(hours=3))
     set_seed(args.seed)
     if args.backend == "vllm" and state.num_processes > 1:
         raise ValueError(
