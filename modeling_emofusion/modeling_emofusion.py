@@ -343,11 +343,14 @@ class EmoFusionForEmotionClassification(EmoFusionPreTrainedModel):
             else:
                 loss = nn.functional.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
         if vad is not None and vad_labels is not None:
-            # Missing VAD values (NaN, e.g. some EMOTIC persons) are left out of the loss.
+            # Missing VAD values (NaN, e.g. some EMOTIC persons) are left out of the loss, which is
+            # taken on the normalised scale so that it weighs like the classification loss.
+            low, high = self.config.vad_range
             vad_labels = vad_labels.to(vad.dtype)
             present = ~torch.isnan(vad_labels)
             if present.any():
-                vad_loss = nn.functional.l1_loss(vad[present], vad_labels[present])
+                scale = (high - low) / 2
+                vad_loss = nn.functional.l1_loss(vad[present] / scale, vad_labels[present] / scale)
                 vad_loss = self.config.vad_loss_weight * vad_loss
                 loss = vad_loss if loss is None else loss + vad_loss
         return loss
@@ -395,7 +398,11 @@ class EmoFusionForEmotionClassification(EmoFusionPreTrainedModel):
         # 3. Heads on the pooled queries; loss only when targets are given.
         pooled = self.dropout(outputs.pooler_output)
         logits = self.classifier(pooled)
-        vad = self.vad_head(pooled) if self.vad_head is not None else None
+        vad = None
+        if self.vad_head is not None:
+            # The head works in [-1, 1] around the middle of config.vad_range; report the original scale.
+            low, high = self.config.vad_range
+            vad = self.vad_head(pooled) * ((high - low) / 2) + (high + low) / 2
         loss = self.compute_loss(logits, labels, vad, vad_labels)
 
         output = EmoFusionClassifierOutput(

@@ -72,7 +72,9 @@ def test_vad_loss_ignores_missing_values(processor, pictures):
     targets = torch.tensor([[5.0, float("nan"), 3.0], [1.0, 2.0, float("nan")]])
     out = model(**batch, vad_labels=targets)
     present = ~torch.isnan(targets)
-    torch.testing.assert_close(out.loss, (out.vad[present] - targets[present]).abs().mean())
+    # The loss is taken on the normalised scale: 1..10 -> [-1, 1].
+    torch.testing.assert_close(out.loss, (out.vad[present] - targets[present]).abs().mean() / 4.5)
+    assert ((out.vad > 1.0) & (out.vad < 10.0)).all()
 
 
 def test_vision_only_ignores_text_and_text_only_ignores_pixels(processor, pictures):
