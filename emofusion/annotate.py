@@ -27,11 +27,15 @@ def _font(size: int):
         return ImageFont.load_default()
 
 
-def draw_predictions(image: Image.Image, subjects: Sequence[dict], top_k: int = 3) -> Image.Image:
+def draw_predictions(
+    image: Image.Image, subjects: Sequence[dict], top_k: int = 3, min_size: int | None = None
+) -> Image.Image:
     """A copy of `image` with every subject's box and top emotions drawn on it.
 
     `subjects` is the pipeline's output for this image (a list of dicts with "bbox", "labels",
     "scores"). A subject without a box (the whole picture) gets its caption in the top-left corner.
+    `min_size` enlarges a small picture (by a whole factor, pixels kept sharp) until its long side
+    reaches it, so that the captions stay readable.
 
     >>> from PIL import Image
     >>> subject = {"bbox": [4, 4, 40, 40], "labels": ["Happiness"], "scores": [{"label": "Happiness", "score": 0.9}]}
@@ -39,6 +43,10 @@ def draw_predictions(image: Image.Image, subjects: Sequence[dict], top_k: int = 
     (64, 48)
     """
     canvas = image.convert("RGB") if image.mode != "RGB" else image.copy()
+    factor = 1
+    if min_size is not None and max(canvas.size) < min_size:
+        factor = -(-min_size // max(canvas.size))  # ceiling division
+        canvas = canvas.resize((canvas.width * factor, canvas.height * factor), Image.NEAREST)
     draw = ImageDraw.Draw(canvas)
     long_side = max(canvas.size)
     font = _font(max(10, long_side // 40))
@@ -48,7 +56,7 @@ def draw_predictions(image: Image.Image, subjects: Sequence[dict], top_k: int = 
         caption = f"{index + 1}: " + ", ".join(f"{name} {score:.2f}" for name, score in top_emotions(subject, top_k))
         box = subject.get("bbox")
         if box is not None:
-            x1, y1, x2, y2 = (float(v) for v in box)
+            x1, y1, x2, y2 = (float(v) * factor for v in box)
             draw.rectangle((x1, y1, x2, y2), outline=colour, width=line_width)
             anchor_x, anchor_y = x1, y1
         else:

@@ -47,12 +47,19 @@ class DemoArguments:
     train_images: int = field(default=400, metadata={"help": "Synthetic train images (1-2 subjects each)."})
     val_images: int = field(default=100, metadata={"help": "Synthetic validation images."})
     test_images: int = field(default=200, metadata={"help": "Synthetic test images."})
-    num_train_epochs: float = field(default=25.0, metadata={"help": "Epochs per model."})
+    num_train_epochs: float = field(default=30.0, metadata={"help": "Epochs per model."})
     learning_rate: float = field(default=1e-3, metadata={"help": "AdamW learning rate."})
     batch_size: int = field(default=32, metadata={"help": "Train batch size."})
     hidden_size: int = field(default=64, metadata={"help": "Width of the tiny vision encoder and Q-Former."})
     image_size: int = field(default=32, metadata={"help": "Side of the square picture the model sees."})
     modalities: str = field(default="vision,text,fusion", metadata={"help": "Which models to train, comma separated."})
+    num_threads: int = field(
+        default=1,
+        metadata={
+            "help": "CPU threads for torch. Tiny models gain nothing from more, and several threads slow down a "
+            "lot when other programs share the cores."
+        },
+    )
 
 
 # -- 1. data ---------------------------------------------------------------------------------------
@@ -125,7 +132,9 @@ def write_initial_model(folder: Path, args: DemoArguments) -> None:
     processor.save_pretrained(folder)
 
 
-def train_model(modality: str, init_dir: Path, data_dir: Path, descriptions: Path, out: Path, args) -> dict:
+def train_model(
+    modality: str, init_dir: Path, data_dir: Path, descriptions: Path, out: Path, args: DemoArguments, cache_dir: str
+) -> dict:
     """Train, calibrate and test one ablation through the real training code; return its metrics."""
     from emofusion.training import parse_args, run_training
     from modeling_emofusion import save_pipeline_files
@@ -136,13 +145,14 @@ def train_model(modality: str, init_dir: Path, data_dir: Path, descriptions: Pat
         "--dataset", "emotic",
         "--data_dir", str(data_dir),
         "--descriptions", str(descriptions),
+        "--dataset_cache_dir", cache_dir,
         "--output_dir", str(out),
         "--do_train", "--do_eval", "--do_predict",
         "--num_train_epochs", str(args.num_train_epochs),
         "--learning_rate", str(args.learning_rate),
         "--per_device_train_batch_size", str(args.batch_size),
         "--per_device_eval_batch_size", "64",
-        "--warmup_ratio", "0.05",
+        "--warmup_steps", "0.05",
         "--weight_decay", "0.0",
         "--eval_strategy", "no",
         "--save_strategy", "no",
@@ -163,39 +173,51 @@ def train_model(modality: str, init_dir: Path, data_dir: Path, descriptions: Pat
 # -- 3. the pipeline on a held-out photo -----------------------------------------------------------
 
 
-def run_pipeline(model_dir: Path, data_dir: Path, descriptions: Path, out_png: Path) -> dict:
-    """Reload the fusion model with from_pretrained, classify one test subject, save the annotated picture."""
-    from dataset_scripts import load_description_set, load_emotion_dataset
+def run_pipeline(model_dir: Path, test, descriptions: Path, out_png: Path) -> dict:
+    """Reload a trained model with from_pretrained, run the pipeline on every subject of one test photo."""
+    from transformers import pipeline
+
+    from dataset_scripts import load_description_set
     from emofusion.annotate import draw_predictions
-    from modeling_emofusion import EmoFusionForEmotionClassification, EmoFusionProcessor, EmotionInContextPipeline
+    from modeling_emofusion import EmoFusionForEmotionClassification, EmoFusionProcessor
 
     model = EmoFusionForEmotionClassification.from_pretrained(model_dir)
     processor = EmoFusionProcessor.from_pretrained(model_dir)
-    pipe = EmotionInContextPipeline(model=model, processor=processor, device=-1)
-    test = load_emotion_dataset("emotic", data_dir)["test"]
+    pipe = pipeline("emotion-in-context", model=model, processor=processor, device=-1)
     rows, _ = load_description_set(str(descriptions))
     text_of = dict(zip(rows["id"], rows["description"]))
-    example = test[0]
-    image = example["image"]
-    # Every annotated subject of that photo, with its own description.
-    same = [i for i, path in enumerate(test["id"]) if path.rsplit("#", 1)[0] == example["id"].rsplit("#", 1)[0]]
+    # The first test photo, with all of its annotated subjects and their descriptions.
+    photo = test[0]["id"].rsplit("#", 1)[0]
+    same = [i for i, example_id in enumerate(test["id"]) if example_id.rsplit("#", 1)[0] == photo]
+    image = test[same[0]]["image"]
     boxes = [test[i]["bbox"] for i in same]
-    texts = [text_of[test[i]["id"]] for i in same]
-    subjects = pipe(image, bbox=boxes, description=texts)
-    draw_predictions(image, subjects).save(out_png)
-    truth = [
-        [model.config.id2label[j] for j, on in enumerate(test[i]["labels"]) if on >= 0.5] for i in same
-    ]  # fmt: skip
-    return {"image_id": example["id"], "subjects": subjects, "true_labels": truth, "annotated": str(out_png)}
+    subjects = pipe(image, bbox=boxes, description=[text_of[test[i]["id"]] for i in same])
+    draw_predictions(image, subjects, min_size=480).save(out_png)
+    names = model.config.id2label
+    truth = [[names[j] for j, on in enumerate(test[i]["labels"]) if on >= 0.5] for i in same]
+    return {"photo": photo, "subjects": subjects, "true_labels": truth, "annotated": str(out_png)}
 
 
-# -- main ------------------------------------------------------------------------------------------
+# -- results ---------------------------------------------------------------------------------------
+
+
+def split_map(output_dir: Path) -> dict[str, float]:
+    """Test mAP overall and over the two halves of the synthetic labels, from the run's per-class report."""
+    from emofusion.synthetic import TEXT_CATEGORIES, VISUAL_CATEGORIES
+
+    report = json.loads((output_dir / "test_per_class.json").read_text(encoding="utf-8"))
+    ap = {name: float(values["AP"]) for name, values in report["per_class"].items()}
+
+    def mean(names) -> float:
+        return sum(ap[n] for n in names) / len(names)
+
+    return {"mAP": mean(list(ap)), "mAP_visual": mean(VISUAL_CATEGORIES), "mAP_text": mean(TEXT_CATEGORIES)}
 
 
 def format_table(results: dict[str, dict]) -> str:
-    """The three ablations side by side (test mAP, and the mAP over the picture-only and text-only labels)."""
+    """The ablations side by side: test mAP, and mAP over the picture-only and the text-only labels."""
     lines = [
-        "| model | test mAP | mAP, labels shown in the picture | mAP, labels given by the text |",
+        "| model | test mAP | mAP, labels shown only in the picture | mAP, labels given only by the text |",
         "|---|---|---|---|",
     ]
     for modality in MODALITIES:
@@ -205,70 +227,80 @@ def format_table(results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def split_map(output_dir: Path) -> dict:
-    """Test mAP overall and over the two halves of the synthetic labels, from the run's per-class report."""
-    from emofusion.synthetic import TEXT_CATEGORIES, VISUAL_CATEGORIES
-
-    report = _per_class_ap(output_dir)
-    mean = lambda names: sum(report[n] for n in names) / len(names)  # noqa: E731
-    return {"mAP": mean(list(report)), "mAP_visual": mean(VISUAL_CATEGORIES), "mAP_text": mean(TEXT_CATEGORIES)}
+# -- main ------------------------------------------------------------------------------------------
 
 
-def _per_class_ap(output_dir: Path) -> dict[str, float]:
-    """Per-class test AP from the report the training run wrote (`test_per_class.json`)."""
-    report = json.loads((output_dir / "test_per_class.json").read_text(encoding="utf-8"))
-    return {name: float(values["AP"]) for name, values in report["per_class"].items()}
+def run_demo(args: DemoArguments) -> dict:
+    """Run the whole demo; return (and write to `<output_dir>/demo_results.json`) its results."""
+    import torch
+
+    from dataset_scripts import load_emotion_dataset
+
+    modalities = [m.strip() for m in args.modalities.split(",") if m.strip()]
+    if not modalities or set(modalities) - set(MODALITIES):
+        raise ValueError(f"--modalities takes some of {MODALITIES}, comma separated; got {args.modalities!r}.")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.num_threads)
+    start = time.perf_counter()
+    out = Path(args.output_dir)
+    data_dir, descriptions, models = out / "data", out / "descriptions", out / "models"
+    cache_dir = str(out / "cache")  # the Arrow cache stays with the demo, not in the user's datasets cache
+    steps = 3 + len(modalities)
+    logger.info(NOTICE)
+    try:
+        logger.info(f"[1/{steps}] Writing a synthetic EMOTIC copy (Annotations.mat + JPEGs) to {data_dir} ...")
+        write_dataset(data_dir, args)
+        dataset = load_emotion_dataset("emotic", data_dir, cache_dir=cache_dir)
+        sizes = {split: len(rows) for split, rows in dataset.items()}
+        logger.info(f"[2/{steps}] Loaded with the EMOTIC builder: {sizes} subjects; writing their descriptions ...")
+        _, num_rows = write_descriptions(dataset, descriptions)
+        logger.info(f"      {num_rows} descriptions in caption.py's format in {descriptions}")
+
+        write_initial_model(models / "init", args)
+        results = {}
+        for index, modality in enumerate(modalities, start=3):
+            name = "fusion" if modality == "fusion" else f"{modality}-only"
+            logger.info(f"[{index}/{steps}] Training and testing the {name} model ...")
+            run_dir = models / modality
+            metrics = train_model(modality, models / "init", data_dir, descriptions, run_dir, args, cache_dir)
+            results[modality] = {**split_map(models / modality), "test_metrics": metrics}
+
+        final = modalities[-1]
+        logger.info(f"[{steps}/{steps}] Reloading the {final} model; the pipeline on a held-out photo ...")
+        example = run_pipeline(models / final, dataset["test"], descriptions, out / "annotated.png")
+    finally:
+        torch.set_num_threads(threads)
+    summary = {
+        "seconds": round(time.perf_counter() - start, 1),
+        "sizes": sizes,
+        "results": {m: {k: v for k, v in r.items() if k != "test_metrics"} for m, r in results.items()},
+        "example": example,
+        "notice": NOTICE,
+    }
+    (out / "demo_results.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
+    summary["table"] = format_table(results)
+    return summary
 
 
 def main(argv: list[str] | None = None) -> int:
     from transformers import HfArgumentParser
 
     (args,) = HfArgumentParser(DemoArguments).parse_args_into_dataclasses(args=argv)
-    modalities = [m.strip() for m in args.modalities.split(",") if m.strip()]
-    unknown = sorted(set(modalities) - set(MODALITIES))
-    if unknown or not modalities:
-        raise SystemExit(f"emofusion demo: --modalities takes some of {MODALITIES}, got {args.modalities!r}.")
     logging.basicConfig(format="%(message)s", level=logging.INFO, stream=sys.stderr)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing here downloads; fail loudly if something tried
-    start = time.perf_counter()
-    out = Path(args.output_dir)
-    data_dir, descriptions, models = out / "data", out / "descriptions", out / "models"
-    logger.info(NOTICE)
-    steps = 3 + len(modalities)
-
-    logger.info(f"[1/{steps}] Writing a synthetic EMOTIC copy to {data_dir} ...")
-    write_dataset(data_dir, args)
-    from dataset_scripts import load_emotion_dataset
-
-    dataset = load_emotion_dataset("emotic", data_dir)
-    sizes = {split: len(rows) for split, rows in dataset.items()}
-    logger.info(f"[2/{steps}] Loaded through the EMOTIC builder: {sizes} subjects. Writing descriptions ...")
-    _, num_rows = write_descriptions(dataset, descriptions)
-    logger.info(f"    {num_rows} descriptions in caption.py's format at {descriptions}")
-
-    write_initial_model(models / "init", args)
-    results = {}
-    for index, modality in enumerate(modalities, start=3):
-        logger.info(f"[{index}/{steps}] Training the {modality} model ...")
-        metrics = train_model(modality, models / "init", data_dir, descriptions, models / modality, args)
-        results[modality] = {**split_map(models / modality), "test_metrics": metrics}
-
-    final = modalities[-1]
-    logger.info(f"[{steps}/{steps}] Reloading the {final} model and running the pipeline on a test photo ...")
-    example = run_pipeline(models / final, data_dir, descriptions, out / "annotated.png")
-    summary = {
-        "seconds": round(time.perf_counter() - start, 1),
-        "results": {m: {k: v for k, v in r.items() if k != "test_metrics"} for m, r in results.items()},
-        "example": example,
-    }
-    (out / "demo_results.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
-
-    table = format_table(results)
-    subject = example["subjects"][0]
+    try:
+        summary = run_demo(args)
+    except ValueError as error:
+        sys.stderr.write(f"emofusion demo: error: {error}\n")
+        return 2
+    example = summary["example"]
+    first = example["subjects"][0]
     sys.stdout.write(
-        f"\n{table}\n\nPipeline on {example['image_id']}: predicted {subject['labels']}, "
-        f"true {example['true_labels'][0]}.\nAnnotated picture: {example['annotated']}\n"
-        f"Everything is in {out} ({summary['seconds']:.0f} s).\n\n{NOTICE}\n"
+        f"\n{summary['table']}\n\n"
+        f"Pipeline on {example['photo']} (subject 1): predicted {first['labels']}\n"
+        f"{' ' * len('Pipeline on ' + example['photo'])}              true {example['true_labels'][0]}\n"
+        f"Annotated picture: {example['annotated']}. Everything is in {args.output_dir} "
+        f"({summary['seconds']:.0f} s).\n\n{NOTICE}\n"
     )
     return 0
 
