@@ -13,6 +13,7 @@ standard library and its own package, relatively.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -113,8 +114,6 @@ def save_pipeline_files(save_directory: str | os.PathLike, config=None) -> list[
     >>> model.save_pretrained("out"); processor.save_pretrained("out")  # doctest: +SKIP
     >>> save_pipeline_files("out", model.config)  # doctest: +SKIP
     """
-    import json
-
     save_directory = os.fspath(save_directory)
     os.makedirs(save_directory, exist_ok=True)
     if config is not None:
