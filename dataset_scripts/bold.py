@@ -227,7 +227,7 @@ class Bold(EmotionDatasetBuilder):
             example_id = make_id(split, video, person_id)
             video_path = safe_join(root / "videos", video, source=str(csv_path), field="video")
             if example_id in seen:
-                log.skip(video_path, f"duplicate row for person_id {person_id} ({where})", example_id)
+                log.skip(video_path, f"duplicate row (person_id {person_id} again at {where})", example_id)
                 continue
             seen.add(example_id)
             example = {
@@ -269,7 +269,7 @@ class Bold(EmotionDatasetBuilder):
                 start = int(joints[:, 0].min())
                 images, sizes = self._frames(root, video, video_path, [f - start for f in frames], csv_path)
             except ClipError as err:
-                log.skip(joints_path if "joints" in str(err) else video_path, str(err), example_id)
+                log.skip(err.path or joints_path, str(err), example_id)
                 continue
             frame_boxes = []
             for box, size in zip(boxes, sizes):
@@ -278,7 +278,7 @@ class Bold(EmotionDatasetBuilder):
                     break
                 frame_boxes.append(clipped)
             if reason is not None:
-                log.skip(video_path, f"{reason} at a sampled frame", example_id)
+                log.skip(video_path, reason, example_id)
                 continue
             example.update(
                 {
@@ -310,7 +310,7 @@ class Bold(EmotionDatasetBuilder):
         scores = [_row_number(v, where, BOLD_CSV_CATEGORIES[i]) for i, v in enumerate(row[4:30])]
         bad = [BOLD_CSV_CATEGORIES[i] for i, s in enumerate(scores) if not 0.0 <= s <= 1.0]
         if bad:
-            return f"NaN or out-of-range category score(s) for {bad} ({where})"
+            return f"NaN or out-of-range category score ({', '.join(bad)} at {where})"
         soft = [0.0] * len(scores)
         for csv_index, score in enumerate(scores):
             soft[BOLD_TO_EMOTIC[csv_index]] = score
@@ -328,7 +328,7 @@ class Bold(EmotionDatasetBuilder):
         extracted = safe_join(root / "mmextract", video, source=str(csv_path), field="video")
         if source == "mmextract" or (source == "auto" and extracted.is_dir()):
             if not extracted.is_dir():
-                raise ClipError(f"missing extracted frames folder {extracted}")
+                raise ClipError("missing extracted frames", extracted)
             first = self.config.mmextract_first_index
             read = read_extracted_frames(extracted, [r + first for r in relative], self.config.verify_images)
             return [cell for cell, _ in read], [size for _, size in read]

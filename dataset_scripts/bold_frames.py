@@ -26,7 +26,14 @@ JOINTS_COLUMNS = 2 + 3 * NUM_JOINTS
 
 
 class ClipError(ValueError):
-    """A clip whose video, frames or joints cannot be used (the example is a bad sample)."""
+    """A clip whose video, frames or joints cannot be used (the example is a bad sample).
+
+    `path` is the file at fault, when there is one.
+    """
+
+    def __init__(self, reason: str, path: Path | None = None):
+        super().__init__(reason)
+        self.path = path
 
 
 def load_joints(path: Path) -> np.ndarray:
@@ -34,11 +41,11 @@ def load_joints(path: Path) -> np.ndarray:
     try:
         joints = np.load(path, allow_pickle=False)
     except FileNotFoundError:
-        raise ClipError("missing joints file") from None
+        raise ClipError("missing joints file", path) from None
     except (OSError, ValueError) as err:
-        raise ClipError(f"unreadable joints file ({type(err).__name__}: {err})") from None
+        raise ClipError(f"unreadable joints file ({type(err).__name__}: {err})", path) from None
     if joints.ndim != 2 or joints.shape[1] != JOINTS_COLUMNS or not len(joints):
-        raise ClipError(f"joints array has shape {joints.shape}; expected (N, {JOINTS_COLUMNS}) with N > 0")
+        raise ClipError(f"bad joints array (shape {joints.shape}; expected (N, {JOINTS_COLUMNS}), N > 0)", path)
     return joints.astype(np.float64, copy=False)
 
 
@@ -50,7 +57,7 @@ def sample_frames(min_frame: int, max_frame: int, num_frames: int) -> list[int]:
     [10, 20, 30, 40]
     """
     if max_frame < min_frame:
-        raise ClipError(f"max_frame {max_frame} < min_frame {min_frame}")
+        raise ClipError(f"bad frame range (max_frame {max_frame} < min_frame {min_frame})")
     return sorted({int(round(v)) for v in np.linspace(min_frame, max_frame, num_frames)})
 
 
@@ -89,7 +96,7 @@ def person_frame_boxes(
         if box is not None:
             boxes.setdefault(int(row[0]), box)
     if not boxes:
-        raise ClipError(f"no valid joints for person_id {person_id} in frames {window[0]}..{window[1]}")
+        raise ClipError(f"no valid joints (person_id {person_id}, frames {window[0]}..{window[1]})")
     known = np.array(sorted(boxes))
     out = []
     for frame in frames:
@@ -113,12 +120,12 @@ def decode_video_frames(path: Path, indices: Sequence[int]) -> list[Image.Image]
     """Frames at 0-based `indices` of an mp4, decoded in order with PyAV; ClipError when the file
     is missing, unreadable or too short."""
     if not path.is_file():
-        raise ClipError("missing video")
+        raise ClipError("missing video", path)
     av = _import_av()
     wanted = sorted(set(indices))
     wanted_set = set(wanted)
     if wanted and wanted[0] < 0:
-        raise ClipError(f"frame {wanted[0]} comes before the clip's first frame")
+        raise ClipError(f"frame before the clip (relative frame {wanted[0]})", path)
     found: dict[int, Image.Image] = {}
     decoded = 0
     try:
@@ -132,9 +139,9 @@ def decode_video_frames(path: Path, indices: Sequence[int]) -> list[Image.Image]
                 if position >= wanted[-1]:
                     break
     except (av.FFmpegError, IndexError, OSError) as err:
-        raise ClipError(f"unreadable video ({type(err).__name__}: {err})") from None
+        raise ClipError(f"unreadable video ({type(err).__name__}: {err})", path) from None
     if len(found) < len(wanted):
-        raise ClipError(f"video has {decoded} frames; frame {wanted[-1]} of the clip is needed")
+        raise ClipError(f"video too short ({decoded} frames; frame {wanted[-1]} of the clip is needed)", path)
     return [found[i] for i in indices]
 
 
@@ -163,9 +170,9 @@ def read_extracted_frames(folder: Path, numbers: Sequence[int], decode: bool) ->
     out = []
     for number in numbers:
         if number not in files:
-            raise ClipError(f"missing extracted frame {number} in {folder}")
+            raise ClipError(f"missing extracted frame (number {number})", folder)
         size, reason = probe_image(files[number], decode=decode)
         if reason is not None:
-            raise ClipError(f"{reason}: {files[number]}")
+            raise ClipError(reason, files[number])
         out.append(({"bytes": files[number].read_bytes(), "path": None}, size))
     return out

@@ -153,7 +153,7 @@ def clip_box_or_reason(bbox: Sequence[float], image_size: tuple[int, int]) -> tu
         if len(values) == 4 and all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
             x1, y1, x2, y2 = (float(v) for v in values)
             if x2 <= x1 or y2 <= y1:
-                return None, f"zero-area box {values}"
+                return None, f"zero-area box ({values})"
         return None, f"bad box ({err})"
 
 
@@ -179,7 +179,7 @@ class BadSampleLog:
         self.records.append({"id": example_id, "path": str(path), "reason": reason})
 
     def reason_counts(self) -> dict[str, int]:
-        # Group "unreadable image (OSError: ...)" and the like under their leading words.
+        # Reasons read "<kind> (<details>)": count by kind.
         return dict(Counter(record["reason"].split(" (")[0] for record in self.records))
 
     def summary(self) -> dict:
@@ -255,6 +255,16 @@ class EmotionDatasetBuilder(datasets.GeneratorBasedBuilder):
 
     def _finish_split(self, log: BadSampleLog) -> None:
         self._bad_sample_reports[log.split] = log.summary()
+
+    def _prepare_split(self, *args, **kwargs):
+        try:
+            return super()._prepare_split(*args, **kwargs)
+        except datasets.exceptions.DatasetGenerationError as err:
+            # datasets wraps errors raised while generating; ours already say what is wrong where.
+            cause = err.__cause__
+            if isinstance(cause, (BadSampleError, UnsafePathError, AnnotationFormatError, DatasetLayoutError)):
+                raise cause.with_traceback(cause.__traceback__) from None
+            raise
 
     def _download_and_prepare(self, dl_manager, verification_mode, **prepare_split_kwargs):
         super()._download_and_prepare(dl_manager, verification_mode, **prepare_split_kwargs)

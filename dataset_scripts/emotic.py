@@ -435,10 +435,10 @@ class Emotic(EmotionDatasetBuilder):
             return None
         for name in person.categories:
             if not isinstance(name, str):
-                log.skip(path, f"NaN category label {name!r}", example_id)
+                log.skip(path, f"NaN category label ({name!r})", example_id)
                 return None
             if name.strip() not in _CATEGORY_INDEX:
-                log.skip(path, f"unknown category {name!r} (expected one of EMOTIC's 26)", example_id)
+                log.skip(path, f"unknown category ({name!r}; expected one of EMOTIC's 26)", example_id)
                 return None
             labels[_CATEGORY_INDEX[name.strip()]] = 1.0
         bbox, reason = clip_box_or_reason(person.bbox, size)

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from modeling_emofusion.labels import BOLD_CSV_CATEGORIES, EMOTIC_CATEGORIES
+from modeling_emofusion.labels import BOLD_CSV_CATEGORIES
 
 
 NAN = float("nan")
@@ -108,7 +108,8 @@ def _cell(strings: Sequence[str]) -> np.ndarray:
         return np.zeros((0, 0), dtype=object)
     cell = np.zeros((1, len(strings)), dtype=object)
     for i, text in enumerate(strings):
-        cell[0, i] = str(text)
+        # A non-string (e.g. a NaN) is written as a number, as a damaged annotation would hold it.
+        cell[0, i] = text if isinstance(text, str) else float(text)
     return cell
 
 
@@ -277,7 +278,7 @@ def write_emotic_csv(
                             record.filename,
                             [int(record.image_size[0]), int(record.image_size[1])],
                             emotic_csv_box(person.bbox, record.image_size),
-                            [str(c) for c in person.categories],
+                            [c if isinstance(c, str) else float(c) for c in person.categories],
                             [float(v) for v in person.vad],
                             person.gender,
                             person.age,
@@ -286,3 +287,262 @@ def write_emotic_csv(
                     index += 1
         written[split] = path
     return written
+
+
+# ---------------------------------------------------------------------------------------------
+# CAER-S
+# ---------------------------------------------------------------------------------------------
+
+
+def write_caer_s(
+    root: str | os.PathLike,
+    splits: Mapping[str, Mapping[str, Sequence[Image.Image]]],
+    *,
+    nested: bool = False,
+) -> Path:
+    """Write `<root>/CAER-S/<split>/<Folder>/NNNN.png` (4-digit names from 0001), as CAER-S ships.
+
+    `splits` maps `train`/`test` to `{folder: [PIL images]}`, with the folders spelled as on disk
+    (`Angry` in train, `Anger` in test). `nested=True` writes the `train/train/...` layout of some
+    copies. Returns the `CAER-S` folder.
+
+    >>> from PIL import Image
+    >>> from dataset_scripts.writers import write_caer_s
+    >>> write_caer_s("/tmp/caer_doc", {"train": {"Angry": [Image.new("RGB", (8, 8))]}}).name
+    'CAER-S'
+    """
+    base = Path(root) / "CAER-S"
+    for split, folders in splits.items():
+        split_dir = base / split / split if nested else base / split
+        for folder, images in folders.items():
+            (split_dir / folder).mkdir(parents=True, exist_ok=True)
+            for number, image in enumerate(images, start=1):
+                image.save(split_dir / folder / f"{number:04d}.png")
+    return base
+
+
+def write_caer_s_face_boxes(path: str | os.PathLike, entries: Iterable[tuple[str, int, Sequence[float]]]) -> Path:
+    """Write a third-party CAER-S face-box file: one `relpath,label,x1,y1,x2,y2` line per image.
+
+    >>> from dataset_scripts.writers import write_caer_s_face_boxes
+    >>> write_caer_s_face_boxes("/tmp/caer_doc/boxes.txt", [("train/Angry/0001.png", 0, [1, 1, 6, 6])]).name
+    'boxes.txt'
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        for relpath, label, box in entries:
+            handle.write(",".join([relpath, str(int(label)), *(f"{v:g}" for v in box)]) + "\n")
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# BoLD
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class BoldAnnotation:
+    """One row of a BoLD annotation CSV (a person in a clip).
+
+    Args:
+        video: clip path under `videos/`, e.g. `003/IzvOYVMltkI.mp4/0114.mp4`.
+        person_id: the person's id in the joints file.
+        min_frame, max_frame: the annotated frame range (absolute, as the joints' frame_idx).
+        scores: soft score in [0, 1] by category name (EMOTIC spelling); unlisted ones are 0.
+        vad: valence, arousal, dominance.
+        gender, age, ethnicity, confidence: the last four columns, written as given.
+    """
+
+    video: str
+    person_id: int
+    min_frame: int
+    max_frame: int
+    scores: Mapping[str, float] = field(default_factory=dict)
+    vad: Sequence[float] = (5.0, 5.0, 5.0)
+    gender: str | int = 1
+    age: str | int = 2
+    ethnicity: str | int = 1
+    confidence: float = 0.9
+
+
+BOLD_ANNOTATION_FILES = {"train": "train.csv", "val": "val.csv", "test": "test_meta.csv"}
+
+
+def _bold_root(root: str | os.PathLike) -> Path:
+    return Path(root) / "BOLD_public"
+
+
+def write_bold_annotations(
+    root: str | os.PathLike,
+    split: str,
+    annotations: Sequence[BoldAnnotation | Mapping],
+    *,
+    with_labels: bool | None = None,
+) -> Path:
+    """Write `<root>/BOLD_public/annotations/{train.csv,val.csv,test_meta.csv}`: no header, 37 columns.
+
+    Columns: video, person_id, min_frame, max_frame, the 26 scores in BoLD's column order
+    (`BOLD_CSV_CATEGORIES`), Valence, Arousal, Dominance, Gender, Age, Ethnicity,
+    annotation_confidence. `test_meta.csv` gets only the first four columns unless
+    `with_labels=True` (its labels are not public).
+
+    >>> from dataset_scripts.writers import write_bold_annotations
+    >>> write_bold_annotations("/tmp/bold_doc", "train", [{"video": "001/a.mp4/0001.mp4", "person_id": 0,
+    ...     "min_frame": 0, "max_frame": 9, "scores": {"Happiness": 0.8}}]).name
+    'train.csv'
+    """
+    if split not in BOLD_ANNOTATION_FILES:
+        raise ValueError(f"BoLD splits are {sorted(BOLD_ANNOTATION_FILES)}, got {split!r}.")
+    with_labels = split != "test" if with_labels is None else with_labels
+    path = _bold_root(root) / "annotations" / BOLD_ANNOTATION_FILES[split]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        for item in annotations:
+            row = item if isinstance(item, BoldAnnotation) else BoldAnnotation(**item)
+            unknown = set(row.scores) - set(BOLD_CSV_CATEGORIES)
+            if unknown:
+                raise ValueError(
+                    f"Unknown BoLD categories {sorted(unknown)}: expected names from {BOLD_CSV_CATEGORIES}."
+                )
+            cells = [row.video, row.person_id, row.min_frame, row.max_frame]
+            if with_labels:
+                cells += [row.scores.get(name, 0.0) for name in BOLD_CSV_CATEGORIES]
+                cells += [*row.vad, row.gender, row.age, row.ethnicity, row.confidence]
+            writer.writerow(cells)
+    return path
+
+
+def bold_joints_row(frame_idx: int, person_id: int, keypoints: np.ndarray | Sequence) -> np.ndarray:
+    """One joints row `[frame_idx, person_id, x0, y0, c0, ..., x17, y17, c17]` from an (18, 3) array
+    of (x, y, confidence); missing joints are all zero, as OpenPose writes them."""
+    keypoints = np.asarray(keypoints, dtype=np.float64).reshape(18, 3)
+    return np.concatenate([[frame_idx, person_id], keypoints.ravel()])
+
+
+def write_bold_joints(root: str | os.PathLike, video: str, joints: np.ndarray) -> Path:
+    """Write `<root>/BOLD_public/joints/<video without .mp4>.npy` (an (N, 56) float array)."""
+    joints = np.asarray(joints, dtype=np.float64)
+    if joints.ndim != 2 or joints.shape[1] != 56:
+        raise ValueError(f"BoLD joints are (N, 56) arrays, got {joints.shape}.")
+    stem = video[: -len(".mp4")] if video.endswith(".mp4") else video
+    path = _bold_root(root) / "joints" / f"{stem}.npy"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, joints, allow_pickle=False)
+    return path
+
+
+def write_bold_video(
+    root: str | os.PathLike, video: str, frames: Sequence[Image.Image | np.ndarray], *, fps: int = 25
+) -> Path:
+    """Write `<root>/BOLD_public/videos/<video>` as an H.264 mp4 with PyAV (near-lossless, qp 0).
+
+    Frames are RGB PIL images or (H, W, 3) uint8 arrays of even width and height.
+    """
+    import av
+
+    path = _bold_root(root) / "videos" / video
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = [np.asarray(f.convert("RGB") if isinstance(f, Image.Image) else f, dtype=np.uint8) for f in frames]
+    height, width = arrays[0].shape[:2]
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv444p"
+        stream.options = {"qp": "0", "preset": "ultrafast"}
+        for array in arrays:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def write_bold_extracted_frames(
+    root: str | os.PathLike, video: str, frames: Sequence[Image.Image], *, first_index: int = 1
+) -> Path:
+    """Write pre-extracted frames `<root>/BOLD_public/mmextract/<video>/img_00001.jpg ...`."""
+    folder = _bold_root(root) / "mmextract" / video
+    folder.mkdir(parents=True, exist_ok=True)
+    for number, frame in enumerate(frames, start=first_index):
+        frame.convert("RGB").save(folder / f"img_{number:05d}.jpg", quality=95)
+    return folder
+
+
+# ---------------------------------------------------------------------------------------------
+# Description sets (the format caption.py writes; see dataset_scripts.descriptions)
+# ---------------------------------------------------------------------------------------------
+
+
+def write_description_set(
+    out_dir: str | os.PathLike, rows: Sequence[Mapping], metadata: Mapping | None = None
+) -> Path:
+    """Write a description set: `data/<split>-00000-of-00001.parquet`, `description_set.json`, `README.md`.
+
+    Each row needs `id`, `description` and `split`; `status` defaults to "ok", `reason` to None,
+    `prompt` to "" and `num_tokens` to the description's word count. `metadata` fills
+    description_set.json (model, revision, backend, prompt_template, marking, generation,
+    dataset); format, version and the per-split status counts are added.
+
+    >>> from dataset_scripts.writers import write_description_set
+    >>> write_description_set("/tmp/desc_doc", [{"id": "train/a.jpg#p0", "description": "calm", "split": "train"}],
+    ...                       {"model": "tiny-llava", "dataset": "emotic"}).name
+    'desc_doc'
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = Path(out_dir)
+    (out / "data").mkdir(parents=True, exist_ok=True)
+    schema = pa.schema(
+        [
+            ("id", pa.string()),
+            ("description", pa.string()),
+            ("status", pa.string()),
+            ("reason", pa.string()),
+            ("split", pa.string()),
+            ("prompt", pa.string()),
+            ("num_tokens", pa.int64()),
+        ]
+    )
+    by_split: dict[str, list[dict]] = {}
+    for row in rows:
+        description = row.get("description", "")
+        full = {
+            "id": row["id"],
+            "description": description,
+            "status": row.get("status", "ok"),
+            "reason": row.get("reason"),
+            "split": row["split"],
+            "prompt": row.get("prompt", ""),
+            "num_tokens": row.get("num_tokens", len(description.split())),
+        }
+        by_split.setdefault(full["split"], []).append(full)
+    counts = {}
+    for split, split_rows in by_split.items():
+        table = pa.Table.from_pylist(split_rows, schema=schema)
+        pq.write_table(table, out / "data" / f"{split}-00000-of-00001.parquet")
+        counts[split] = {
+            status: sum(r["status"] == status for r in split_rows) for status in ("ok", "error", "flagged")
+        }
+    meta = {
+        "format": "emofusion-descriptions",
+        "version": 1,
+        "model": "",
+        "revision": None,
+        "backend": "transformers",
+        "prompt_template": "",
+        "marking": "box",
+        "generation": {},
+        "dataset": "",
+        **dict(metadata or {}),
+        "splits": counts,
+    }
+    (out / "description_set.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    configs = "\n".join(f"  - split: {s}\n    path: data/{s}-*.parquet" for s in by_split)
+    (out / "README.md").write_text(
+        f"---\nconfigs:\n- config_name: default\n  data_files:\n{configs}\n---\n\n"
+        f"# Descriptions of {meta['dataset'] or 'a dataset'} by {meta['model'] or 'a VLLM'}\n",
+        encoding="utf-8",
+    )
+    return out
