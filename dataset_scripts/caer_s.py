@@ -180,8 +180,10 @@ class CaerS(EmotionDatasetBuilder):
         if "train" in files:
             train, validation = self._carve_validation(files["train"], fraction)
             generators.append(self._generator(datasets.Split.TRAIN, "train", train, boxes))
-            if fraction > 0:
+            if validation:
                 generators.append(self._generator(datasets.Split.VALIDATION, "train", validation, boxes))
+            elif fraction > 0:
+                logger.warning("CAER-S: validation_fraction=%s holds out no image of %s classes.", fraction, root)
         else:
             logger.warning("CAER-S: no train folder in %s; building test only.", root)
         if "test" in files:

@@ -64,7 +64,15 @@ def load_emotion_dataset(
     """
     builder = get_builder(name, data_dir, cache_dir=cache_dir, **builder_options)
     builder.download_and_prepare(download_mode=download_mode)
-    dataset = builder.as_dataset()
+    splits = {}
+    for split, info in builder.info.splits.items():
+        if info.num_examples:
+            splits[split] = builder.as_dataset(split=split)
+        else:  # every example was bad: an empty split rather than an error far from the cause
+            logger.warning("%s %s: no example left; the split is empty.", name, split)
+            empty = {column: [] for column in builder.info.features}
+            splits[split] = datasets.Dataset.from_dict(empty, features=builder.info.features, split=split)
+    dataset = datasets.DatasetDict(splits)
     # A fresh build has logged its bad samples already; a cached one says here what it skipped then.
     cached_reports = {} if builder._bad_sample_reports else builder.bad_samples
     for split, report in cached_reports.items():

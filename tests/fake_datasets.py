@@ -257,6 +257,7 @@ def make_fake_caer_s(root: Path, *, nested: bool = False) -> dict:
 VIDEO_A = "003/IzvOYVMltkI.mp4/0114.mp4"
 VIDEO_B = "005/missingvideo.mp4/0001.mp4"
 VIDEO_C = "007/extracted.mp4/0002.mp4"
+VIDEO_D = "009/broken.mp4/0003.mp4"
 BOLD_SIZE = (64, 48)
 FIRST_FRAME = 100  # absolute frame index of every fake clip's first frame
 
@@ -296,6 +297,12 @@ def make_fake_bold(root: Path) -> dict:
         root, VIDEO_B, np.stack([bold_joints_row(FIRST_FRAME + k, 0, _keypoints(1, 1, 9, 9)) for k in range(5)])
     )
     write_bold_joints(
+        root, VIDEO_D, np.stack([bold_joints_row(FIRST_FRAME + k, 0, _keypoints(1, 1, 9, 9)) for k in range(5)])
+    )
+    broken = root / "BOLD_public" / "videos" / VIDEO_D
+    broken.parent.mkdir(parents=True)
+    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 4)
+    write_bold_joints(
         root, VIDEO_C, np.stack([bold_joints_row(FIRST_FRAME + k, 3, _keypoints(5, 5, 25, 25)) for k in range(12)])
     )
     scores = {"Peace": 0.5, "Happiness": 0.75, "Anger": 0.25, "Yearning": 0.49}
@@ -308,6 +315,7 @@ def make_fake_bold(root: Path) -> dict:
         BoldAnnotation(VIDEO_A, 5, 100, 110, {"Peace": 0.6}),
         BoldAnnotation(VIDEO_A, 7, 102, 110, {"Peace": NAN}),
         BoldAnnotation(VIDEO_A, 1, 104, 116, {"Fear": 1.0}),  # the same person-clip twice
+        BoldAnnotation(VIDEO_D, 0, 100, 104, {"Peace": 0.6}),
     ]
     write_bold_annotations(root, "train", train)
     write_bold_annotations(root, "val", [BoldAnnotation(VIDEO_C, 3, 101, 109, {"Sadness": 0.9}, vad=(2, 3, 2))])
@@ -357,5 +365,6 @@ def make_fake_bold(root: Path) -> dict:
         (f"train/{VIDEO_A}#p5", "no valid joints"),
         (f"train/{VIDEO_A}#p7", "NaN or out-of-range category score"),
         (f"train/{VIDEO_A}#p1", "duplicate row"),
+        (f"train/{VIDEO_D}#p0", "unreadable video"),
     ]
     return {"expected": expected, "bad": bad, "num_frames": 5}

@@ -233,3 +233,13 @@ def test_paths_escaping_the_data_root_are_refused(tmp_path, folder, filename):
     write_emotic_mat(tmp_path / "data", {"train": [record]})
     with pytest.raises(UnsafePathError, match="leaves the data root|absolute path"):
         load_emotion_dataset("emotic", tmp_path / "data", cache_dir=str(tmp_path / "cache"))
+
+
+def test_a_split_with_only_bad_samples_comes_back_empty(tmp_path):
+    good = EmoticImage("a.jpg", "mscoco/images", (20, 20), [EmoticPerson([1, 1, 9, 9], ["Peace"], [5, 5, 5])])
+    good.image = solid((20, 20), 5)
+    gone = EmoticImage("gone.jpg", "mscoco/images", (20, 20), [EmoticPerson([1, 1, 9, 9], ["Peace"], [5, 5, 5])])
+    write_emotic_mat(tmp_path / "data", {"train": [good], "test": [gone]})
+    dataset = load_emotion_dataset("emotic", tmp_path / "data", cache_dir=str(tmp_path / "cache"))
+    assert len(dataset["train"]) == 1 and len(dataset["test"]) == 0
+    assert dataset["test"].features == dataset["train"].features
