@@ -6,8 +6,10 @@ Layout (`data_dir`):
     Annotations/Annotations.mat            (or the older CVPR17_Annotations.mat)
     emotic_pre/{train,val,test}.csv        (optional: the public PyTorch baseline's preprocessed form)
 
-One example per annotated person. `Annotations.mat` is read with scipy.io.loadmat and its fields
-BY NAME: train persons carry one annotator (`annotations_categories.categories`,
+One example per annotated person. `Annotations.mat` is read one image at a time with scipy's
+MAT-file reader (`dataset_scripts.matfile`: the values `scipy.io.loadmat(squeeze_me=True,
+struct_as_record=False)` gives, without holding a whole split in memory), its fields by NAME:
+train persons carry one annotator (`annotations_categories.categories`,
 `annotations_continuous`), val/test persons one entry per annotator plus `combined_categories`
 and `combined_continuous`, which are the labels used for val/test (as in EMOTIC's evaluation).
 
@@ -59,6 +61,7 @@ from .common import (
     safe_join,
     vad_feature,
 )
+from .matfile import iter_struct_array
 
 
 logger = logging.get_logger(__name__)
@@ -190,17 +193,16 @@ def _read_person(person, index: int, where: str) -> _Person:
     return _Person(index, bbox, categories, vad, gender, age, len(annotators))
 
 
-def _read_mat_split(path: Path, split: str):
-    """The split's 1xN image struct array, loaded alone (memory holds one split's annotations)."""
-    from scipy.io import loadmat
-
+def _read_mat_split(path: Path, split: str) -> Iterator:
+    """The split's image structs, one at a time (memory does not grow with the split)."""
     try:
-        contents = loadmat(str(path), squeeze_me=True, struct_as_record=False, variable_names=[split])
-    except Exception as err:  # scipy raises several types for a file that is not a .mat
+        yield from iter_struct_array(path, split)
+    except KeyError:
+        raise AnnotationFormatError(
+            f"{path}: no variable {split!r}; expected the EMOTIC splits train, val, test."
+        ) from None
+    except (ValueError, TypeError, OSError) as err:
         raise AnnotationFormatError(f"{path}: cannot be read as a MATLAB file ({type(err).__name__}: {err}).") from err
-    if split not in contents:
-        raise AnnotationFormatError(f"{path}: no variable {split!r}; expected the EMOTIC splits train, val, test.")
-    return _as_list(contents[split])
 
 
 @dataclass
@@ -490,23 +492,32 @@ class _ImageResolver:
 
 class _MatMatcher:
     """Matches emotic_pre rows to their Annotations.mat person: same image, and the .mat box clipped
-    and truncated the way the baseline's preprocessing does equals the CSV box."""
+    and truncated the way the baseline's preprocessing does equals the CSV box.
+
+    Holds, per image, only `(person index, truncated box, annotator count)` and the source database.
+    """
 
     def __init__(self, mat_path: Path, split: str):
-        self.images = {(image.folder, image.filename): image for image in _iter_mat_images(mat_path, split)}
+        self.images: dict[tuple[str, str], tuple[str | None, list]] = {}
+        for image in _iter_mat_images(mat_path, split):
+            persons = []
+            if image.size is not None:
+                for person in image.persons:
+                    if all(math.isfinite(v) for v in person.bbox) and len(person.bbox) == 4:
+                        box = _baseline_box(person.bbox, image.size)
+                        persons.append((person.index, box, person.num_annotators))
+            self.images[(image.folder, image.filename)] = (image.source_database, persons)
         self.used: set[tuple[str, str, int]] = set()
 
     def match(self, key: tuple[str, str], bbox: list[float]) -> tuple[int, int, str | None] | None:
-        image = self.images.get(key)
-        if image is None or image.size is None or not all(math.isfinite(v) for v in bbox):
+        if key not in self.images or len(bbox) != 4 or not all(math.isfinite(v) for v in bbox):
             return None
+        database, persons = self.images[key]
         target = tuple(int(v) for v in bbox)
-        for person in image.persons:
-            if (*key, person.index) in self.used or not all(math.isfinite(v) for v in person.bbox):
-                continue
-            if _baseline_box(person.bbox, image.size) == target:
-                self.used.add((*key, person.index))
-                return person.index, person.num_annotators, image.source_database
+        for index, box, num_annotators in persons:
+            if (*key, index) not in self.used and box == target:
+                self.used.add((*key, index))
+                return index, num_annotators, database
         return None
 
 

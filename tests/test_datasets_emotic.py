@@ -243,3 +243,24 @@ def test_a_split_with_only_bad_samples_comes_back_empty(tmp_path):
     dataset = load_emotion_dataset("emotic", tmp_path / "data", cache_dir=str(tmp_path / "cache"))
     assert len(dataset["train"]) == 1 and len(dataset["test"]) == 0
     assert dataset["test"].features == dataset["train"].features
+
+
+def test_streamed_struct_elements_equal_loadmat(emotic):
+    from scipy.io import loadmat
+
+    from dataset_scripts.matfile import iter_struct_array
+
+    def plain(value):
+        if hasattr(value, "_fieldnames"):
+            return {name: plain(getattr(value, name)) for name in value._fieldnames}
+        if isinstance(value, np.ndarray):
+            return ("array", value.shape, [plain(v) for v in value.flat])
+        return "nan" if isinstance(value, float) and np.isnan(value) else value
+
+    path = emotic[0] / "Annotations" / "Annotations.mat"
+    for split in ("train", "val", "test"):
+        whole = loadmat(str(path), squeeze_me=True, struct_as_record=False)[split]
+        whole = list(whole.flat) if isinstance(whole, np.ndarray) else [whole]
+        assert [plain(e) for e in iter_struct_array(path, split)] == [plain(e) for e in whole]
+    with pytest.raises(KeyError):
+        list(iter_struct_array(path, "nosuchsplit"))
