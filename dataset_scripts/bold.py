@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -322,12 +323,12 @@ class Bold(EmotionDatasetBuilder):
             "vad": vad,
         }
 
-    def _frames(self, root: Path, video: str, video_path: Path, relative: list[int], csv_path: Path):
+    def _frames(self, root: Path, video: str, video_path: str, relative: list[int], csv_path: Path):
         """Encoded frames and their sizes, from mmextract when chosen/present, else the mp4."""
         source = self.config.frames_source
         extracted = safe_join(root / "mmextract", video, source=str(csv_path), field="video")
-        if source == "mmextract" or (source == "auto" and extracted.is_dir()):
-            if not extracted.is_dir():
+        if source == "mmextract" or (source == "auto" and os.path.isdir(extracted)):
+            if not os.path.isdir(extracted):
                 raise ClipError("missing extracted frames", extracted)
             first = self.config.mmextract_first_index
             read = read_extracted_frames(extracted, [r + first for r in relative], self.config.verify_images)

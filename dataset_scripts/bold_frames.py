@@ -11,9 +11,9 @@ pre-extracted frames (`img_00001.jpg`, 1-based, is the usual extraction naming).
 from __future__ import annotations
 
 import io
+import os
 import re
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -31,12 +31,12 @@ class ClipError(ValueError):
     `path` is the file at fault, when there is one.
     """
 
-    def __init__(self, reason: str, path: Path | None = None):
+    def __init__(self, reason: str, path: str | None = None):
         super().__init__(reason)
         self.path = path
 
 
-def load_joints(path: Path) -> np.ndarray:
+def load_joints(path: str) -> np.ndarray:
     """The `(N, 56)` float joints array of a clip; ClipError if missing or malformed."""
     try:
         joints = np.load(path, allow_pickle=False)
@@ -116,10 +116,10 @@ def _import_av():
     return av
 
 
-def decode_video_frames(path: Path, indices: Sequence[int]) -> list[Image.Image]:
+def decode_video_frames(path: str, indices: Sequence[int]) -> list[Image.Image]:
     """Frames at 0-based `indices` of an mp4, decoded in order with PyAV; ClipError when the file
     is missing, unreadable or too short."""
-    if not path.is_file():
+    if not os.path.isfile(path):
         raise ClipError("missing video", path)
     av = _import_av()
     wanted = sorted(set(indices))
@@ -129,7 +129,7 @@ def decode_video_frames(path: Path, indices: Sequence[int]) -> list[Image.Image]
     found: dict[int, Image.Image] = {}
     decoded = 0
     try:
-        with av.open(str(path)) as container:
+        with av.open(path) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             for position, frame in enumerate(container.decode(stream)):
@@ -152,18 +152,18 @@ def encode_frame(image: Image.Image, quality: int) -> dict:
     return {"bytes": buffer.getvalue(), "path": None}
 
 
-def extracted_frame_files(folder: Path) -> dict[int, Path]:
+def extracted_frame_files(folder: str) -> dict[int, str]:
     """Pre-extracted frames of a clip, keyed by the number in their file name (`img_00001.jpg` -> 1)."""
     files = {}
-    for path in folder.iterdir():
-        if path.suffix.lower() in IMAGE_EXTENSIONS:
-            digits = re.findall(r"\d+", path.stem)
-            if digits:
-                files[int(digits[-1])] = path
+    for name in os.listdir(folder):
+        stem, extension = os.path.splitext(name)
+        digits = re.findall(r"\d+", stem)
+        if extension.lower() in IMAGE_EXTENSIONS and digits:
+            files[int(digits[-1])] = os.path.join(folder, name)
     return files
 
 
-def read_extracted_frames(folder: Path, numbers: Sequence[int], decode: bool) -> list[tuple[dict, tuple[int, int]]]:
+def read_extracted_frames(folder: str, numbers: Sequence[int], decode: bool) -> list[tuple[dict, tuple[int, int]]]:
     """`({"bytes", "path"}, (width, height))` of the frames numbered `numbers`; ClipError if one is
     missing or unreadable."""
     files = extracted_frame_files(folder)
@@ -174,5 +174,6 @@ def read_extracted_frames(folder: Path, numbers: Sequence[int], decode: bool) ->
         size, reason = probe_image(files[number], decode=decode)
         if reason is not None:
             raise ClipError(reason, files[number])
-        out.append(({"bytes": files[number].read_bytes(), "path": None}, size))
+        with open(files[number], "rb") as handle:
+            out.append(({"bytes": handle.read(), "path": None}, size))
     return out

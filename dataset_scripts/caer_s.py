@@ -28,6 +28,7 @@ x1, y1, x2, y2). Images the file does not list keep `bbox` None.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -170,11 +171,12 @@ class CaerS(EmotionDatasetBuilder):
         files = {}
         for split in present:
             base, folders = self._class_folders(root, split)
+            # Names as strings (os.listdir): pathlib would intern every one of the 70k file names.
             files[split] = [
-                (base, folder, path.name)
+                (str(base), folder, name)
                 for folder in folders
-                for path in sorted((base / folder).iterdir())
-                if path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+                for name in sorted(os.listdir(base / folder))
+                if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS and not name.startswith(".")
             ]
         generators = []
         if "train" in files:
@@ -244,7 +246,7 @@ class CaerS(EmotionDatasetBuilder):
         for base, folder, filename in files:
             relpath = f"{original_split}/{folder}/{filename}"
             example_id = make_id(original_split, f"{folder}/{filename}")
-            path = base / folder / filename
+            path = os.path.join(base, folder, filename)
             size, reason = probe_image(path, decode=self.config.verify_images)
             if reason is not None:
                 log.skip(path, reason, example_id)
@@ -266,7 +268,7 @@ class CaerS(EmotionDatasetBuilder):
                 example_id,
                 {
                     "id": example_id,
-                    "image": str(path),
+                    "image": path,
                     "bbox": bbox,
                     "labels": class_name,
                     "folder": folder,

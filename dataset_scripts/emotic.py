@@ -34,6 +34,7 @@ from __future__ import annotations
 import ast
 import csv
 import math
+import os
 import re
 from collections import defaultdict
 from collections.abc import Iterator
@@ -449,7 +450,7 @@ class Emotic(EmotionDatasetBuilder):
             return None
         return {
             "id": example_id,
-            "image": str(path),
+            "image": path,
             "bbox": bbox,
             "labels": labels,
             "vad": [float(v) for v in person.vad],
@@ -468,18 +469,18 @@ class _ImageResolver:
 
     def __init__(self, images_root: Path, source: Path, decode: bool):
         self.images_root, self.source, self.decode = images_root, source, decode
-        self._folders: dict[str, Path] = {}
+        self._folders: dict[str, str] = {}
         self._last: tuple | None = None
 
-    def _folder(self, folder: str) -> Path:
+    def _folder(self, folder: str) -> str:
         if folder not in self._folders:
             direct = safe_join(self.images_root, folder, source=str(self.source), field="folder")
             first = folder.split("/")[0]
             nested = safe_join(self.images_root, f"{first}/{folder}", source=str(self.source), field="folder")
-            self._folders[folder] = nested if (not direct.is_dir() and nested.is_dir()) else direct
+            self._folders[folder] = nested if (not os.path.isdir(direct) and os.path.isdir(nested)) else direct
         return self._folders[folder]
 
-    def resolve(self, folder: str, filename: str) -> tuple[Path, tuple[int, int] | None, str | None]:
+    def resolve(self, folder: str, filename: str) -> tuple[str, tuple[int, int] | None, str | None]:
         if self._last is not None and self._last[0] == (folder, filename):
             return self._last[1]
         directory = self._folder(folder)
