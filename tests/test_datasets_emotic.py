@@ -264,3 +264,31 @@ def test_streamed_struct_elements_equal_loadmat(emotic):
         assert [plain(e) for e in iter_struct_array(path, split)] == [plain(e) for e in whole]
     with pytest.raises(KeyError):
         list(iter_struct_array(path, "nosuchsplit"))
+
+
+def test_fields_are_read_by_name_not_position(emotic, mat_build, tmp_path, monkeypatch):
+    from dataset_scripts import writers
+
+    _, fake, _ = emotic
+    for name in ("_TRAIN_PERSON_FIELDS", "_EVAL_PERSON_FIELDS", "_IMAGE_FIELDS"):
+        monkeypatch.setattr(writers, name, tuple(reversed(getattr(writers, name))))
+    write_emotic_mat(tmp_path / "data", fake["splits"])
+    reordered = _by_id(load_emotion_dataset("emotic", tmp_path / "data", cache_dir=str(tmp_path / "cache")))
+    original = _by_id(mat_build[1])
+    assert set(reordered) == set(original)
+    for example_id, (_, example) in reordered.items():
+        assert {k: v for k, v in example.items() if k not in ("image", "vad")} == {
+            k: v for k, v in original[example_id][1].items() if k not in ("image", "vad")
+        }
+        assert same_floats(example["vad"], original[example_id][1]["vad"], 0)
+
+
+def test_csv_is_the_baseline_excel_dialect_with_python_reprs(emotic):
+    root, _, _ = emotic
+    raw = (root / "emotic_pre" / "val.csv").read_bytes()
+    lines = raw.split(b"\r\n")
+    assert lines[0] == b"Index,Folder,Filename,Image Size,BBox,Categorical_Labels,Continuous_Labels,Gender,Age"
+    assert lines[1] == (
+        b'0,mscoco/images,COCO_val2014_000000000003.jpg,"[36, 28]","[0, 0, 18, 28]",'
+        b"\"['Anticipation', 'Excitement']\",\"[6.333333333333333, 4.5, 7.0]\",Female,Adult"
+    )
