@@ -59,6 +59,9 @@ class EmoFusionConfig(PreTrainedConfig):
             frame-position embedding to each frame's tokens.
         num_vad (`int`, defaults to 0): 3 adds a valence/arousal/dominance regression head.
         vad_loss_weight (`float`, defaults to 1.0): weight of the VAD L1 loss in the total loss.
+        vad_range (`list[float]`, defaults to `[1.0, 10.0]`): the scale of the VAD targets (EMOTIC's
+            1..10). The head predicts in [-1, 1] around its middle and the loss is taken there, so
+            that it weighs like the classification loss; `outputs.vad` is on the original scale.
         decision_thresholds (`list[float]`, *optional*): per-class score thresholds (calibrated on
             validation) that turn multi-label scores into labels; 0.5 for every class when unset.
         max_text_length (`int`, defaults to 256): description tokens kept (Q-Former positions).
@@ -103,6 +106,7 @@ class EmoFusionConfig(PreTrainedConfig):
     num_frames: int = 1
     num_vad: int = 0
     vad_loss_weight: float = 1.0
+    vad_range: list[float] = (1.0, 10.0)
     decision_thresholds: list[float] | None = None
     max_text_length: int = 256
     marking: str = "box"
@@ -139,6 +143,9 @@ class EmoFusionConfig(PreTrainedConfig):
                 raise ValueError(f"EmoFusionConfig.{field}={getattr(self, field)!r}: expected a positive integer.")
         if self.num_vad < 0:
             raise ValueError(f"EmoFusionConfig.num_vad={self.num_vad!r}: expected 0 (no VAD head) or more.")
+        if len(self.vad_range) != 2 or not self.vad_range[0] < self.vad_range[1]:
+            raise ValueError(f"EmoFusionConfig.vad_range={self.vad_range!r}: expected [low, high] with low < high.")
+        self.vad_range = [float(v) for v in self.vad_range]
         if self.max_text_length > self.qformer_config.max_position_embeddings:
             raise ValueError(
                 f"EmoFusionConfig.max_text_length={self.max_text_length} exceeds the Q-Former's "
