@@ -216,7 +216,7 @@ class Bold(EmotionDatasetBuilder):
                 yield line, row
 
     def _generate_examples(self, split: str, csv_path: Path, root: Path):
-        log = self._new_bad_sample_log(split)
+        log = self._new_bad_sample_log(str(SPLITS[split][1]))
         joints_cache: tuple[Path, object] | None = None
         seen: set[str] = set()
         for line, row in self._read_rows(csv_path, split):

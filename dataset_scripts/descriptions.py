@@ -135,7 +135,8 @@ def load_description_set(
     if not (path / METADATA_FILE).is_file():
         raise DescriptionSetError(f"{path}: not a description set; expected {path / METADATA_FILE}.")
     metadata = _read_metadata(path / METADATA_FILE)
-    files = sorted((path / "data").glob("*.parquet"))
+    # Not hidden files: a writer's unfinished temporary shard must never be read as data.
+    files = sorted(f for f in (path / "data").glob("*.parquet") if not f.name.startswith("."))
     if not files:
         raise DescriptionSetError(f"{path}: no shards; expected {path}/data/<split>-*.parquet.")
     return _read_rows(files), metadata

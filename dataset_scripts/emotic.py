@@ -373,7 +373,7 @@ class Emotic(EmotionDatasetBuilder):
     # -- examples -------------------------------------------------------------------------------
 
     def _generate_examples(self, split: str, form: str, mat_path, csv_path, root: Path):
-        log = self._new_bad_sample_log(split)
+        log = self._new_bad_sample_log(str(SPLITS[split]))
         resolver = _ImageResolver(root / "emotic", mat_path or csv_path, self.config.verify_images)
         rows = self._mat_rows(mat_path, split) if form == "mat" else self._csv_rows(csv_path, mat_path, split)
         for example_id, folder, filename, person, database in rows:

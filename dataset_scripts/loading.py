@@ -75,15 +75,13 @@ def load_emotion_dataset(
     dataset = datasets.DatasetDict(splits)
     # A fresh build has logged its bad samples already; a cached one says here what it skipped then.
     cached_reports = {} if builder._bad_sample_reports else builder.bad_samples
-    for split, report in cached_reports.items():
-        if report.get("skipped"):
-            logger.warning(
-                "%s %s: %d bad samples were skipped when the cached build was made (%s).",
-                name,
-                split,
-                report["skipped"],
-                report.get("reasons"),
-            )
+    skipped = {split: report["skipped"] for split, report in cached_reports.items() if report.get("skipped")}
+    if skipped:
+        logger.warning(
+            "%s: the cached build skipped bad samples (%s); get_builder(...).bad_samples lists them.",
+            name,
+            ", ".join(f"{split}: {n}" for split, n in skipped.items()),
+        )
     if descriptions is None:
         return dataset
     if isinstance(descriptions, datasets.Dataset):

@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         (args,) = parser.parse_args_into_dataclasses(args=argv)
 
-    from dataset_scripts import load_emotion_dataset
+    from dataset_scripts import get_builder, load_emotion_dataset
     from dataset_scripts.common import AnnotationFormatError, BadSampleError, DatasetLayoutError, UnsafePathError
     from dataset_scripts.descriptions import DescriptionSetError
 
@@ -197,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"emofusion convert: {type(err).__name__}: {err}\n")
         return 1
 
+    # The same options give the same (now prepared) cache, whose report says what was skipped.
+    reports = get_builder(args.dataset, args.data_dir, cache_dir=args.cache_dir, **args.builder_options()).bad_samples
     output_dir.mkdir(parents=True, exist_ok=True)
     num_rows = {split: len(ds) for split, ds in dataset.items()}
     if args.output_format == "parquet":
@@ -210,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         "output_dir": str(output_dir),
         "format": args.output_format,
         "splits": {split: {"num_rows": num_rows[split], "files": files[split]} for split in dataset},
+        "bad_samples": {split: {"skipped": r["skipped"], "reasons": r["reasons"]} for split, r in reports.items()},
         "arguments": {k: v for k, v in asdict(args).items() if k != "hub_token"},
         "pushed_to": None,
     }

@@ -21,6 +21,10 @@ def test_emotic_to_parquet_embeds_images_and_loads_back(tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out)
     assert summary["splits"]["train"] == {"num_rows": 3, "files": ["data/train-00000-of-00001.parquet"]}
     assert json.loads((out / "conversion.json").read_text())["splits"] == summary["splits"]
+    assert summary["bad_samples"]["train"] == {
+        "skipped": 3,
+        "reasons": {"missing image": 1, "unreadable image": 1, "zero-area box": 1},
+    }
     card = (out / "README.md").read_text()
     assert "path: data/validation-*.parquet" in card and "forbids redistribution" in card
     # The images are inside the Parquet files: the original folders are no longer needed.
