@@ -173,18 +173,26 @@ def roc_auc_per_class(y_true, y_score, label_names: Sequence[str] | None = None)
     return result
 
 
-def f1_at_thresholds(y_true, y_score, thresholds, label_names: Sequence[str] | None = None) -> dict[str, float]:
+def f1_at_thresholds(
+    y_true, y_score, thresholds, label_names: Sequence[str] | None = None
+) -> dict[str, float | None]:
     """Per-class F1 when class j is predicted at `score >= thresholds[j]`.
 
-    A class with neither positives nor predicted positives scores 0 (sklearn's `zero_division=0`).
+    A class with neither positives nor predicted positives has no F1 (0/0): None. A class with
+    predicted positives but no true ones scores 0.
+
+    >>> f1_at_thresholds([[1, 0, 0], [0, 0, 0]], [[0.9, 0.1, 0.7], [0.6, 0.2, 0.1]], 0.5, ["a", "b", "c"])
+    {'a': 0.6666666666666666, 'b': None, 'c': 0.0}
     """
     y_true, y_score = _as_2d(y_true, "references"), _as_2d(y_score, "predictions")
     _check_same_shape(y_true, y_score)
     thresholds = np.broadcast_to(np.asarray(thresholds, dtype=np.float64), (y_true.shape[1],))
     names = _names(label_names, y_true.shape[1])
+    positives = y_true > 0
     predicted = y_score >= thresholds[None, :]
-    scores = f1_score(y_true > 0, predicted, average=None, zero_division=0)
-    return {name: float(score) for name, score in zip(names, scores)}
+    scores = f1_score(positives, predicted, average=None, zero_division=0)
+    defined = positives.any(axis=0) | predicted.any(axis=0)
+    return {name: float(score) if ok else None for name, score, ok in zip(names, scores, defined)}
 
 
 def calibrate_thresholds(y_true, y_score, default: float = DEFAULT_DECISION_THRESHOLD) -> list[float]:
@@ -311,7 +319,7 @@ def multilabel_metrics(
 
     Returns `{"scalars": {...}, "per_class": {name: {...}}, "undefined": {...}}`. Scalars:
     `mAP` (sklearn AP), `mAP_voc11` (EMOTIC authors' AP), `mean_AUC`, `macro_F1` at the decision
-    thresholds (0.5 where none are given), and with VAD `MAE_<dim>`, `VAD_MAE`, `R2_<dim>`,
+    thresholds (0.5 where none are given; classes without positives nor predictions left out), and with VAD `MAE_<dim>`, `VAD_MAE`, `R2_<dim>`,
     `mean_R2`, plus `ERS` when `with_ers`. Undefined figures are absent from the scalars.
 
     >>> report = multilabel_metrics([[1, 0], [0, 1], [1, 1]], [[0.9, 0.2], [0.3, 0.8], [0.4, 0.1]], ["a", "b"])
@@ -337,7 +345,7 @@ def multilabel_metrics(
     _scalar(scalars, "mAP", mean_of_defined(ap, "AP"))
     _scalar(scalars, "mAP_voc11", mean_of_defined(ap_voc11, "VOC 11-point AP"))
     _scalar(scalars, "mean_AUC", mean_of_defined(auc, "ROC AUC"))
-    scalars["macro_F1"] = float(np.mean(list(f1.values())))
+    _scalar(scalars, "macro_F1", mean_of_defined(f1, "F1"))
     per_class = {
         name: {
             "AP": ap[name],
@@ -352,6 +360,7 @@ def multilabel_metrics(
     undefined = {
         "AP": [n for n, v in ap.items() if v is None],
         "AUC": [n for n, v in auc.items() if v is None],
+        "F1": [n for n, v in f1.items() if v is None],
     }
     report = {"scalars": scalars, "per_class": per_class, "undefined": undefined}
     if vad_references is not None and vad_predictions is not None:

@@ -73,14 +73,15 @@ def test_emotic_metric_set(caplog):
     assert scalars["mAP"] == pytest.approx((5 / 6 + 1) / 2)
     assert scalars["mAP_voc11"] == pytest.approx((28 / 33 + 1) / 2)
     assert scalars["mean_AUC"] == pytest.approx(0.75)
-    # F1 at 0.5: a predicts {0.9, 0.8, 0.7} -> tp 2, fp 1, fn 0 -> 4/5; b nothing -> 0; c {0.5, 0.6} -> 2/3
-    assert scalars["macro_F1"] == pytest.approx((0.8 + 0 + 2 / 3) / 3)
+    # F1 at 0.5: a predicts {0.9, 0.8, 0.7} -> tp 2, fp 1, fn 0 -> 4/5; b no positive, none predicted -> undefined;
+    # c predicts {0.5, 0.6} of 4 positives -> 2 * 2 / (2 + 4) = 2/3
+    assert scalars["macro_F1"] == pytest.approx((0.8 + 2 / 3) / 2)
     # Fourth VAD row is exact: valence MAE (0 + 0 + 1 + 0) / 4, arousal (1 + 1 + 0) / 3, dominance 0.
     assert scalars["MAE_valence"] == pytest.approx(0.25)
     assert scalars["MAE_arousal"] == pytest.approx(2 / 3)
     assert scalars["VAD_MAE"] == pytest.approx((0.25 + 2 / 3 + 0) / 3)
     assert "ERS" not in scalars
-    assert report["undefined"] == {"AP": ["b"], "AUC": ["b", "c"], "R2": ["dominance"]}
+    assert report["undefined"] == {"AP": ["b"], "AUC": ["b", "c"], "F1": ["b"], "R2": ["dominance"]}
     assert report["per_class"]["a"]["support"] == 2
     assert not any(isinstance(v, float) and math.isnan(v) for v in scalars.values())
     assert "b, c" in caplog.text
