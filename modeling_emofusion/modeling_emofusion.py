@@ -94,6 +94,81 @@ class EmoFusionPreTrainedModel(PreTrainedModel):
             if module.null_vision_token is not None:
                 init.normal_(module.null_vision_token, mean=0.0, std=std)
 
+    @classmethod
+    def from_pretrained_parts(
+        cls,
+        vision_model_name_or_path: str,
+        qformer_name_or_path: str | None = None,
+        *,
+        revision: str | None = None,
+        qformer_revision: str | None = None,
+        **config_kwargs,
+    ):
+        r"""
+        Compose a new model from a pretrained vision encoder and a pretrained Q-Former initialisation.
+
+        Args:
+            vision_model_name_or_path: any transformers vision checkpoint, or a CLIP/SigLIP-style
+                dual encoder whose vision tower is used (e.g. `"openai/clip-vit-large-patch14"`).
+            qformer_name_or_path: a BERT checkpoint (BLIP-2 recipe: embeddings, self-attention and
+                both feed-forward branches copied, cross-attention new; e.g. `"bert-base-uncased"`),
+                an InstructBLIP checkpoint (its Q-Former and query tokens; a projection maps the
+                vision width to the Q-Former's), or None for a randomly initialised Q-Former.
+            config_kwargs: [`EmoFusionConfig`] fields (`id2label`, `problem_type`, `modality`, ...).
+
+        Example:
+
+        ```python
+        >>> model = EmoFusionForEmotionClassification.from_pretrained_parts(
+        ...     "openai/clip-vit-large-patch14", "bert-base-uncased", id2label=id2label_for("emotic"), num_vad=3
+        ... )  # doctest: +SKIP
+        ```
+        """
+        from .pretrained_parts import (
+            bert_to_qformer_state_dict,
+            instructblip_qformer_parts,
+            is_instructblip,
+            load_vision_model,
+            qformer_config_from_bert,
+        )
+
+        vision_model = load_vision_model(vision_model_name_or_path, revision=revision)
+        vision_width = vision_model.config.hidden_size
+        qformer_state, query_tokens = None, None
+        qformer_config = config_kwargs.pop("qformer_config", None)
+        if qformer_name_or_path is not None and is_instructblip(qformer_name_or_path, qformer_revision):
+            qformer_config, qformer_state, query_tokens = instructblip_qformer_parts(
+                qformer_name_or_path, qformer_revision
+            )
+            config_kwargs.setdefault("num_query_tokens", query_tokens.shape[1])
+        elif qformer_name_or_path is not None:
+            bert = AutoModel.from_pretrained(qformer_name_or_path, revision=qformer_revision)
+            qformer_config = qformer_config_from_bert(bert.config, vision_width)
+            qformer_state = bert_to_qformer_state_dict(bert.state_dict())
+        config = EmoFusionConfig(vision_config=vision_model.config, qformer_config=qformer_config, **config_kwargs)
+        model = cls(config)
+
+        base = getattr(model, cls.base_model_prefix, model)
+        if base.vision_model is not None:
+            base.vision_model.load_state_dict(vision_model.state_dict())
+        if qformer_state is not None:
+            missing, unexpected = base.qformer.load_state_dict(qformer_state, strict=False)
+            if unexpected:
+                raise ValueError(
+                    f"{qformer_name_or_path}: weights that fit no Q-Former parameter: {unexpected[:5]}..."
+                )
+            logger.info(
+                f"Q-Former initialised from {qformer_name_or_path}; newly initialised: {len(missing)} tensors."
+            )
+        if query_tokens is not None:
+            if query_tokens.shape == base.query_tokens.shape:
+                base.query_tokens.data.copy_(query_tokens)
+            else:
+                logger.warning(
+                    f"num_query_tokens={config.num_query_tokens} differs from {qformer_name_or_path}'s: new queries."
+                )
+        return model.eval()  # like from_pretrained; call .train() to fine-tune
+
 
 class EmoFusionModel(EmoFusionPreTrainedModel):
     """Vision encoder + learnable queries + instruction-aware Q-Former, without a head."""

@@ -38,8 +38,10 @@ def to_pil(image, where: str = "image") -> Image.Image:
     if isinstance(image, torch.Tensor):
         image = image.detach().cpu().numpy()
     if isinstance(image, np.ndarray):
-        if image.ndim not in (2, 3) or image.shape[0] == 0 or image.shape[1] == 0:
+        if image.ndim not in (2, 3):
             raise ValueError(f"{where}: expected an (height, width[, channels]) array, got shape {image.shape}.")
+        if image.shape[0] == 0 or image.shape[1] == 0:
+            raise ValueError(f"{where}: the image is empty (array of shape {image.shape}).")
         if image.dtype != np.uint8:
             scale = 255.0 if image.max() <= 1.0 else 1.0
             image = np.clip(image * scale, 0, 255).astype(np.uint8)
@@ -81,6 +83,37 @@ class EmoFusionProcessor(ProcessorMixin):
         self.marking = validate_marking(marking)
         self.max_text_length = int(max_text_length)
         super().__init__(image_processor, tokenizer, **kwargs)
+
+    @classmethod
+    def from_pretrained_parts(
+        cls,
+        vision_model_name_or_path: str,
+        tokenizer_name_or_path: str,
+        marking: str = "box",
+        max_text_length: int = 256,
+        revision: str | None = None,
+        tokenizer_revision: str | None = None,
+    ) -> EmoFusionProcessor:
+        """The processor matching `EmoFusionForEmotionClassification.from_pretrained_parts`.
+
+        The image processor is the vision checkpoint's, set to resize the WHOLE picture to the
+        encoder's input size instead of centre-cropping it: a crop could cut the subject's box
+        and the context out of the picture. The tokenizer is the Q-Former checkpoint's
+        (InstructBLIP keeps it in its `qformer_tokenizer` subfolder).
+        """
+        from transformers import AutoImageProcessor, AutoTokenizer
+
+        from .pretrained_parts import tokenizer_source
+
+        image_processor = AutoImageProcessor.from_pretrained(vision_model_name_or_path, revision=revision)
+        if getattr(image_processor, "do_center_crop", False):
+            crop = image_processor.crop_size
+            image_processor.size = {"height": crop["height"], "width": crop["width"]}
+            image_processor.do_center_crop = False
+        source, subfolder = tokenizer_source(tokenizer_name_or_path, tokenizer_revision)
+        kwargs = {"subfolder": subfolder} if subfolder else {}
+        tokenizer = AutoTokenizer.from_pretrained(source, revision=tokenizer_revision, **kwargs)
+        return cls(image_processor, tokenizer, marking=marking, max_text_length=max_text_length)
 
     @property
     def model_input_names(self) -> list[str]:
