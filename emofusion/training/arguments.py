@@ -62,8 +62,9 @@ class ModelArguments:
             "choices": MODALITIES,
         },
     )
-    freeze_vision: bool | None = field(
-        default=None, metadata={"help": "Keep the vision encoder's weights fixed (default: the checkpoint's, or no)."}
+    freeze_vision: bool = field(
+        default=False,
+        metadata={"help": "Keep the vision encoder's weights fixed (a checkpoint trained frozen stays frozen)."},
     )
     cache_vision_features: bool = field(
         default=False,
@@ -86,7 +87,9 @@ class ModelArguments:
     )
     vad_head: bool | None = field(
         default=None,
-        metadata={"help": "Add a valence/arousal/dominance regression head (default: yes for EMOTIC and BoLD)."},
+        metadata={
+            "help": "true|false: a valence/arousal/dominance head (default: yes for EMOTIC and BoLD)."
+        },
     )
     vad_loss_weight: float | None = field(default=None, metadata={"help": "Weight of the VAD L1 loss (1.0)."})
     max_text_length: int | None = field(default=None, metadata={"help": "Description tokens kept (256)."})

@@ -21,7 +21,6 @@ WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
 # ModelArguments fields that map one-to-one onto EmoFusionConfig fields.
 CONFIG_FIELDS = (
     "modality",
-    "freeze_vision",
     "num_query_tokens",
     "pooling",
     "num_frames",
@@ -51,6 +50,8 @@ def resolve_marking(model_args: ModelArguments, description_metadata: dict | Non
 
 def _explicit_overrides(model_args: ModelArguments, num_frames: int | None) -> dict:
     overrides = {name: getattr(model_args, name) for name in CONFIG_FIELDS if getattr(model_args, name) is not None}
+    if model_args.freeze_vision:
+        overrides["freeze_vision"] = True
     if "num_frames" not in overrides and num_frames is not None:
         overrides["num_frames"] = num_frames
     return overrides
@@ -113,33 +114,29 @@ def _from_checkpoint(model_args: ModelArguments, task: str, want_vad: bool, over
 
 
 def _from_parts(model_args: ModelArguments, task: str, want_vad: bool, overrides: dict):
-    from transformers import AutoImageProcessor, AutoTokenizer
-
     tokenizer_source = model_args.tokenizer_name_or_path or model_args.qformer_name_or_path
     if tokenizer_source is None:
         raise ValueError(
             "Without --qformer_name_or_path, give --tokenizer_name_or_path for the descriptions "
             "(e.g. bert-base-uncased)."
         )
-    build = getattr(EmoFusionForEmotionClassification, "from_pretrained_parts", None)
-    if build is None:
-        raise NotImplementedError(
-            "This version of modeling_emofusion has no EmoFusionForEmotionClassification.from_pretrained_parts; "
-            "start from an emofusion checkpoint or config folder with --model_name_or_path."
-        )
+    revision = model_args.model_revision
     config_kwargs = {**_task_fields(task, want_vad), **overrides}
-    model = build(model_args.vision_model_name_or_path, model_args.qformer_name_or_path, **config_kwargs)
-    side = model.config.vision_config.image_size
-    # The whole picture is resized to the encoder's square input, never centre-cropped: the context
-    # around the person, and the marked box itself, must stay in view.
-    image_processor = AutoImageProcessor.from_pretrained(
+    model = EmoFusionForEmotionClassification.from_pretrained_parts(
         model_args.vision_model_name_or_path,
-        do_center_crop=False,
-        size={"height": side, "width": side},
-        **_hub_kwargs(model_args),
+        model_args.qformer_name_or_path,
+        revision=revision,
+        qformer_revision=revision,
+        **config_kwargs,
     )
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_source, **_hub_kwargs(model_args))
-    processor = EmoFusionProcessor(image_processor, tokenizer, max_text_length=model.config.max_text_length)
+    # The processor resizes the whole picture (no centre crop), so the context and the box stay in view.
+    processor = EmoFusionProcessor.from_pretrained_parts(
+        model_args.vision_model_name_or_path,
+        tokenizer_source,
+        max_text_length=model.config.max_text_length,
+        revision=revision,
+        tokenizer_revision=revision,
+    )
     return model, processor
 
 
