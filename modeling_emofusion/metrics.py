@@ -173,9 +173,7 @@ def roc_auc_per_class(y_true, y_score, label_names: Sequence[str] | None = None)
     return result
 
 
-def f1_at_thresholds(
-    y_true, y_score, thresholds, label_names: Sequence[str] | None = None
-) -> dict[str, float | None]:
+def f1_at_thresholds(y_true, y_score, thresholds, label_names: Sequence[str] | None = None) -> dict[str, float | None]:
     """Per-class F1 when class j is predicted at `score >= thresholds[j]`.
 
     A class with neither positives nor predicted positives has no F1 (0/0): None. A class with
@@ -320,7 +318,8 @@ def multilabel_metrics(
     Returns `{"scalars": {...}, "per_class": {name: {...}}, "undefined": {...}}`. Scalars:
     `mAP` (sklearn AP), `mAP_voc11` (EMOTIC authors' AP), `mean_AUC`, `macro_F1` at the decision
     thresholds (0.5 where none are given; classes without positives nor predictions left out), and
-    with VAD `MAE_<dim>`, `VAD_MAE`, `R2_<dim>`, `mean_R2`, plus `ERS` when `with_ers`. Undefined figures are absent from the scalars.
+    with VAD `MAE_<dim>`, `VAD_MAE`, `R2_<dim>`, `mean_R2`, plus `ERS` when `with_ers`.
+    Undefined figures are absent from the scalars.
 
     >>> report = multilabel_metrics([[1, 0], [0, 1], [1, 1]], [[0.9, 0.2], [0.3, 0.8], [0.4, 0.1]], ["a", "b"])
     >>> round(report["scalars"]["mAP"], 4)

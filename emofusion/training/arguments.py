@@ -87,9 +87,7 @@ class ModelArguments:
     )
     vad_head: bool | None = field(
         default=None,
-        metadata={
-            "help": "true|false: a valence/arousal/dominance head (default: yes for EMOTIC and BoLD)."
-        },
+        metadata={"help": "true|false: a valence/arousal/dominance head (default: yes for EMOTIC and BoLD)."},
     )
     vad_loss_weight: float | None = field(default=None, metadata={"help": "Weight of the VAD L1 loss (1.0)."})
     max_text_length: int | None = field(default=None, metadata={"help": "Description tokens kept (256)."})
