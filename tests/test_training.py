@@ -229,3 +229,17 @@ def test_clear_errors(emotic, initial, tmp_path):
                "--use_cpu", "--report_to", "none"]  # fmt: skip
     with pytest.raises(ValueError, match="lacks column\\(s\\): description"):
         run_training(*parse_args(no_text))
+
+
+def test_arguments_from_a_yaml_file(tmp_path):
+    config = tmp_path / "emotic.yaml"
+    config.write_text(
+        "dataset: emotic\ndata_dir: /data/EMOTIC\nvision_model_name_or_path: clip\nqformer_name_or_path: bert\n"
+        "freeze_vision: true\ncache_vision_features: true\ndataset_options: {num_frames: 8}\n"
+        f"output_dir: {tmp_path / 'out'}\ndo_train: true\nlearning_rate: 1.0e-4\n"
+    )
+    model_args, data_args, training_args = parse_args([str(config)])
+    assert model_args.freeze_vision and model_args.cache_vision_features and model_args.modality is None
+    assert data_args.builder_options == {"num_frames": 8}
+    assert training_args.do_train and training_args.learning_rate == 1e-4
+
