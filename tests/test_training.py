@@ -243,3 +243,83 @@ def test_arguments_from_a_yaml_file(tmp_path):
     assert data_args.builder_options == {"num_frames": 8}
     assert training_args.do_train and training_args.learning_rate == 1e-4
 
+
+def bold_like(sizes: dict[str, int]):
+    """BoLD-schema splits in memory: clips of 2-3 frames with per-frame boxes, soft labels, VAD."""
+    import datasets
+    from PIL import Image
+    from training_data import HAPPY, SAD
+
+    features = datasets.Features(
+        {
+            "id": datasets.Value("string"),
+            "frames": datasets.List(datasets.Image()),
+            "frame_bboxes": datasets.List(datasets.List(datasets.Value("float32"), length=4)),
+            "frame_indices": datasets.List(datasets.Value("int32")),
+            "bbox": datasets.List(datasets.Value("float32"), length=4),
+            "labels": datasets.List(datasets.Value("float32"), length=26),
+            "vad": datasets.List(datasets.Value("float32"), length=3),
+            "description": datasets.Value("string"),
+        }
+    )
+    splits = {}
+    for split, size in sizes.items():
+        rows = {key: [] for key in features}
+        for i in range(size):
+            frames = 2 + i % 2
+            happy, sad = i % 2 == 0, (i // 2) % 2 == 0
+            labels = [0.0] * 26
+            labels[HAPPY], labels[SAD] = 0.7 if happy else 0.2, 0.6 if sad else 0.1
+            rows["id"].append(f"{split}/003/clip{i}.mp4/0001.mp4#{i}")
+            rows["frames"].append(
+                [Image.new("RGB", (40, 32), (40, 180 if happy else 40, 90 + t)) for t in range(frames)]
+            )
+            rows["frame_bboxes"].append([[2.0 + t, 2.0, 20.0 + t, 30.0] for t in range(frames)])
+            rows["frame_indices"].append(list(range(frames)))
+            rows["bbox"].append([2.0, 2.0, 20.0 + frames - 1, 30.0])
+            rows["labels"].append(labels)
+            rows["vad"].append([5.0 + happy, 4.0 + i % 3, 3.0 + i % 4])
+            rows["description"].append("the person looks sad and tired" if sad else "the person seems calm relaxed")
+        splits[split] = datasets.Dataset.from_dict(rows, features=features)
+    return datasets.DatasetDict(splits)
+
+
+def test_clips_bold_metrics_and_cache(tmp_path):
+    data = bold_like({"train": 12, "validation": 8, "test": 8})
+    initial = save_initial(tmp_path / "init", task="bold", num_frames=4)
+    base = [
+        "--model_name_or_path", initial, "--dataset", "bold", "--do_train", "--do_eval", "--max_steps", "3",
+        "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "3", "--freeze_vision",
+        "--learning_rate", "3e-3", "--save_strategy", "no", "--report_to", "none", "--use_cpu",
+        "--disable_tqdm", "true",
+    ]  # fmt: skip
+    meta = {"model": "tiny-llava", "marking": "box", "prompt_template": "p", "generation": {}}
+    plain = run_training(*parse_args([*base, "--output_dir", str(tmp_path / "plain")]), dataset=data,
+                         description_metadata=meta)  # fmt: skip
+    cached = run_training(
+        *parse_args([*base, "--output_dir", str(tmp_path / "cached"), "--cache_vision_features",
+                     "--vision_cache_dir", str(tmp_path / "features")]),
+        dataset=data, description_metadata=meta,
+    )  # fmt: skip
+    for key in ("eval_mAP", "eval_mean_AUC", "eval_mean_R2", "eval_ERS", "eval_loss"):
+        assert math.isfinite(plain[key]) and cached[key] == pytest.approx(plain[key], rel=1e-4, abs=1e-6), key
+    assert plain["eval_ERS"] == pytest.approx(
+        0.5 * (plain["eval_mean_R2"] + 0.5 * (plain["eval_mAP"] + plain["eval_mean_AUC"]))
+    )
+    index = json.loads(next((tmp_path / "features").glob("*/index.json")).read_text())
+    assert index["clips"] is True and index["row_shape"][1:] == [17, 32]  # frames x (16 patches + CLS) x width
+
+
+@pytest.mark.parametrize(
+    "modality, extra", [("vision", ()), ("text", ("--activation_checkpointing", "--gradient_accumulation_steps", "2"))]
+)
+def test_ablations(emotic, initial, tmp_path, modality, extra):
+    metrics = run_training(
+        *args_for(emotic, initial, tmp_path / modality, "--do_train", "--do_eval", "--max_steps", "2",
+                  "--modality", modality, *extra)
+    )  # fmt: skip
+    assert math.isfinite(metrics["eval_mAP"]) and math.isfinite(metrics["train_loss"])
+    config = json.loads((tmp_path / modality / "config.json").read_text())
+    assert config["modality"] == modality
+    card = (tmp_path / modality / "README.md").read_text()
+    assert {"vision": "the picture alone", "text": "a VLLM's description alone"}[modality] in card

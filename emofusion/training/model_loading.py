@@ -191,7 +191,15 @@ def load_model_and_processor(
     else:
         model, processor = _from_parts(model_args, task, want_vad, overrides)
     config = model.config
-    if marking is not None:
+    if marking is not None and marking != config.marking:
+        if model_args.model_name_or_path is not None and not model_args.marking:
+            logger.warning(
+                "%s was trained with marking %r; the description set's marking %r is used instead, so that "
+                "pictures match their descriptions.",
+                model_args.model_name_or_path,
+                config.marking,
+                marking,
+            )
         config.marking = marking
     processor.marking = config.marking
     processor.max_text_length = config.max_text_length
