@@ -140,3 +140,14 @@ def tiny_classifier(task: str = "emotic", words: Iterable[str] = (), image_size:
     torch.manual_seed(seed)
     model = EmoFusionForEmotionClassification(config)
     return model.eval(), processor
+
+
+def tiny_llava(save_dir=None, **kwargs):
+    """A tiny random LLaVA-1.5 (model, processor), offline; saved to `save_dir` if given (see `testing_llava`).
+
+    It stands in for the describing VLLM: `AutoProcessor` / `AutoModelForImageTextToText.from_pretrained(save_dir)`
+    and `TransformersDescriber.from_pretrained(save_dir)` load it.
+    """
+    from .testing_llava import tiny_llava as build
+
+    return build(save_dir, **kwargs)

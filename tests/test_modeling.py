@@ -200,3 +200,16 @@ def test_base_model_is_reusable(processor, pictures):
     assert out.pooler_output.shape == (2, 32)
     torch.testing.assert_close(out.pooler_output, out.last_hidden_state.mean(1))
     assert isinstance(EmoFusionForEmotionClassification(config).emofusion, EmoFusionModel)
+
+
+@pytest.mark.parametrize("vision_type", ["siglip_vision_model", "dinov2", "vit"])
+def test_any_transformers_vision_encoder(processor, pictures, vision_type):
+    vision = {"model_type": vision_type, "hidden_size": 24, "intermediate_size": 48, "num_hidden_layers": 1}
+    vision.update(num_attention_heads=4, image_size=32, patch_size=8)
+    config = tiny_emofusion_config(vocab_size=len(processor.tokenizer), vision_config=vision)
+    model = EmoFusionForEmotionClassification(config)
+    # The Q-Former's memory width (32) differs from the encoder's (24): a projection bridges them.
+    assert model.emofusion.vision_projection.in_features == 24
+    out = model(**processor(images=pictures, text=DESCRIPTIONS), labels=_labels("emotic"))
+    out.loss.backward()
+    assert out.logits.shape == (2, 26)

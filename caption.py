@@ -1,0 +1,7 @@
+"""Stage 1: VLLM descriptions of every subject of a dataset split (`python caption.py --help`)."""
+
+from emofusion.captioning import main
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

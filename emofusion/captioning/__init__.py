@@ -1,0 +1,50 @@
+"""Stage 1: describe every subject of a dataset split with a VLLM, into a description set.
+
+    python caption.py --dataset emotic --data_dir /data/EMOTIC --split train \
+        --model llava-hf/llava-1.5-13b-hf --output_dir emotic-llava13b
+    accelerate launch caption.py ...   # the same, split over processes/GPUs
+
+The library behind it: `caption_split(CaptionArguments(...), dataset=None, describer=None)`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+
+from transformers import HfArgumentParser
+
+from .arguments import CaptionArguments
+from .run import build_describer, caption_split, push_set
+
+
+__all__ = ["CaptionArguments", "build_describer", "caption_split", "main", "push_set"]
+
+
+def parse_args(argv: list[str] | None = None) -> CaptionArguments:
+    """Arguments from the command line, or from one JSON file (`caption.py args.json`)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = HfArgumentParser(CaptionArguments)
+    if len(argv) == 1 and argv[0].endswith(".json"):
+        (args,) = parser.parse_json_file(json_file=os.path.abspath(argv[0]))
+    else:
+        (args,) = parser.parse_args_into_dataclasses(args=argv)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    # One summary line a process; details only from the main one (RANK is set by accelerate/torchrun).
+    is_main = os.environ.get("RANK", "0") == "0"
+    logging.basicConfig(
+        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
+        datefmt="%m/%d/%Y %H:%M:%S",
+        level=logging.INFO if is_main else logging.WARNING,
+        handlers=[logging.StreamHandler(sys.stderr)],
+    )
+    summary = caption_split(args)
+    if is_main:
+        sys.stdout.write(json.dumps(summary) + "\n")
+    return 0

@@ -1,0 +1,164 @@
+"""vLLM as the describing engine: offline batched generation with image inputs, tensor parallel.
+
+vLLM is an optional extra (`pip install "emofusion[vllm]"`, CUDA only) and imported only here,
+when this backend is built. Each subject becomes one vLLM request in its documented offline
+shape, `{"prompt": <chat-formatted text with the model's image placeholder>, "multi_modal_data":
+{"image": <marked PIL image>}}`; the chat text comes from the model's own processor, so it is the
+prompt the transformers backend feeds the same model. Generation settings are written with
+transformers' names (recorded with the set) and translated to `SamplingParams`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from PIL import Image
+from transformers import AutoProcessor
+
+from modeling_emofusion.describing import Describer, Description
+
+
+VLLM_MISSING = (
+    'The vllm backend needs vLLM, which runs on CUDA GPUs: `pip install "emofusion[vllm]"` in an environment '
+    "with a CUDA torch (vLLM pins its own torch and transformers versions), or use --backend transformers."
+)
+
+# transformers generation name -> SamplingParams name.
+SAMPLING_NAMES = {
+    "max_new_tokens": "max_tokens",
+    "min_new_tokens": "min_tokens",
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "top_k": "top_k",
+    "repetition_penalty": "repetition_penalty",
+    "seed": "seed",
+    "eos_token_id": "stop_token_ids",
+}
+
+
+def sampling_params_kwargs(generation: dict) -> dict:
+    """`SamplingParams(**kwargs)` for transformers-style generation settings; greedy unless `do_sample`.
+
+    >>> sampling_params_kwargs({"do_sample": False, "num_beams": 1, "max_new_tokens": 384})
+    {'temperature': 0.0, 'max_tokens': 384, 'skip_special_tokens': True}
+    """
+    generation = dict(generation)
+    do_sample = generation.pop("do_sample", False)
+    num_beams = generation.pop("num_beams", 1)
+    if num_beams != 1:
+        raise ValueError("The vllm backend does greedy or sampled decoding, not beam search: set num_beams=1.")
+    kwargs = {"temperature": 0.0}
+    if do_sample:
+        kwargs["temperature"] = 1.0
+    unknown = sorted(set(generation) - set(SAMPLING_NAMES))
+    if unknown:
+        raise ValueError(
+            f"The vllm backend cannot apply the generation settings {unknown}; it knows {sorted(SAMPLING_NAMES)}."
+        )
+    for name, value in generation.items():
+        if name == "temperature" and not do_sample:
+            continue  # greedy ignores temperature, as transformers does
+        if name == "eos_token_id":
+            value = list(value) if isinstance(value, (list, tuple)) else [value]
+        kwargs[SAMPLING_NAMES[name]] = value
+    kwargs["skip_special_tokens"] = True
+    return kwargs
+
+
+class VLLMDescriber(Describer):
+    """Describe marked subjects with a vLLM `LLM` engine.
+
+    Args:
+        llm: a `vllm.LLM` (or None to only build requests, e.g. to inspect them).
+        processor: the model's transformers processor; only its chat template is used.
+        marking, model_id, revision, **generation_kwargs: as for `TransformersDescriber`.
+
+    >>> describer = VLLMDescriber.from_pretrained("llava-hf/llava-1.5-13b-hf", tensor_parallel_size=2)
+    >>> describer.describe([image], [[10, 20, 110, 220]], class_names=EMOTIC_CATEGORIES)[0].text
+    """
+
+    def __init__(
+        self,
+        llm,
+        processor,
+        marking: str = "box",
+        model_id: str | None = None,
+        revision: str | None = None,
+        **generation_kwargs,
+    ):
+        super().__init__(processor, marking=marking, model_id=model_id, revision=revision, **generation_kwargs)
+        self.llm = llm
+        self.sampling_kwargs = sampling_params_kwargs(self.generation_kwargs)
+        tokenizer = getattr(processor, "tokenizer", processor)
+        eos = self.generation_kwargs.get("eos_token_id", tokenizer.eos_token_id)
+        self._eos_ids = set(eos if isinstance(eos, (list, tuple)) else [eos])
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        model_id_or_path: str,
+        revision: str | None = None,
+        dtype: str = "auto",
+        tensor_parallel_size: int = 1,
+        gpu_memory_utilization: float = 0.9,
+        max_model_len: int | None = None,
+        marking: str = "box",
+        seed: int = 0,
+        **generation_kwargs,
+    ) -> VLLMDescriber:
+        """Start a vLLM engine for the model (one image a prompt) and load its processor's chat template."""
+        try:
+            from vllm import LLM
+        except ImportError as error:
+            raise ImportError(f"{VLLM_MISSING} ({error})") from None
+        processor = AutoProcessor.from_pretrained(model_id_or_path, revision=revision)
+        engine_kwargs = {"max_model_len": max_model_len} if max_model_len is not None else {}
+        llm = LLM(
+            model=model_id_or_path,
+            revision=revision,
+            dtype=dtype,
+            tensor_parallel_size=tensor_parallel_size,
+            gpu_memory_utilization=gpu_memory_utilization,
+            limit_mm_per_prompt={"image": 1},
+            seed=seed,
+            **engine_kwargs,
+        )
+        return cls(llm, processor, marking=marking, model_id=model_id_or_path, revision=revision, **generation_kwargs)
+
+    def build_requests(self, marked_images: Sequence[Image.Image], prompts: Sequence[str]) -> list[dict]:
+        """vLLM offline requests: `{"prompt": chat text, "multi_modal_data": {"image": marked image}}` each."""
+        return [
+            {"prompt": text, "multi_modal_data": {"image": image}}
+            for text, image in zip(self.chat_texts(prompts), marked_images)
+        ]
+
+    def sampling_params(self):
+        from vllm import SamplingParams
+
+        return SamplingParams(**self.sampling_kwargs)
+
+    def describe(
+        self,
+        images: Sequence[Image.Image],
+        bboxes: Sequence[Sequence[float] | None] | None = None,
+        prompt: str | Sequence[str] | None = None,
+        class_names: Sequence[str] | None = None,
+    ) -> list[Description]:
+        """Describe the subject of each image; vLLM schedules the requests itself."""
+        if self.llm is None:
+            raise ValueError("This VLLMDescriber has no engine: build it with VLLMDescriber.from_pretrained(...).")
+        marked, prompts = self.prepare(images, bboxes, prompt, class_names)
+        if not marked:
+            return []
+        outputs = self.llm.generate(self.build_requests(marked, prompts), self.sampling_params(), use_tqdm=False)
+        return [self.parse_output(output, prompt) for output, prompt in zip(outputs, prompts)]
+
+    def parse_output(self, request_output, prompt: str) -> Description:
+        """A `Description` from a vLLM `RequestOutput` (its first completion)."""
+        completion = request_output.outputs[0]
+        token_ids = list(completion.token_ids)
+        finished = completion.finish_reason == "stop"
+        # vLLM keeps the end-of-sequence / stop token in token_ids; it is not part of the description.
+        if finished and token_ids and token_ids[-1] in self._eos_ids:
+            token_ids = token_ids[:-1]
+        return Description(text=completion.text.strip(), num_tokens=len(token_ids), finished=finished, prompt=prompt)
