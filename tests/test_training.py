@@ -112,7 +112,7 @@ def test_training_learns_and_writes_everything(trained, emotic):
     assert f"| mAP (sklearn AP) | {100 * metrics['test_mAP']:.2f} | {100 * metrics['eval_mAP']:.2f} |" in card
     assert "![per-class figure (test)](test_per_class.png)" in card
     assert "VLLM: `tiny-llava` (revision `0123abc`" in card and "<class_names>" in card
-    assert '"learning_rate": 0.003' in card
+    assert '"learning_rate": 0.003' in card and '"on_missing_description": "warn"' in card
 
 
 def test_evaluation_alone_reproduces_test_figures(trained, emotic, tmp_path):
@@ -141,6 +141,8 @@ def test_evaluation_alone_reproduces_test_figures(trained, emotic, tmp_path):
     assert json.loads((tmp_path / "eval" / "test_per_class.json").read_text()) == json.loads(
         (output_dir / "test_per_class.json").read_text()
     )
+    assert (tmp_path / "eval" / "test_per_class.png").is_file()
+    assert not (tmp_path / "eval" / "README.md").exists()  # no model saved there, so no model card
 
 
 class StopAt(TrainerCallback):
@@ -277,8 +279,9 @@ def bold_like(sizes: dict[str, int]):
             rows["frame_bboxes"].append([[2.0 + t, 2.0, 20.0 + t, 30.0] for t in range(frames)])
             rows["frame_indices"].append(list(range(frames)))
             rows["bbox"].append([2.0, 2.0, 20.0 + frames - 1, 30.0])
-            rows["labels"].append(labels)
-            rows["vad"].append([5.0 + happy, 4.0 + i % 3, 3.0 + i % 4])
+            unlabelled = split == "test"  # as BoLD's test_meta.csv: no public labels
+            rows["labels"].append(None if unlabelled else labels)
+            rows["vad"].append(None if unlabelled else [5.0 + happy, 4.0 + i % 3, 3.0 + i % 4])
             rows["description"].append("the person looks sad and tired" if sad else "the person seems calm relaxed")
         splits[split] = datasets.Dataset.from_dict(rows, features=features)
     return datasets.DatasetDict(splits)
@@ -288,7 +291,8 @@ def test_clips_bold_metrics_and_cache(tmp_path):
     data = bold_like({"train": 12, "validation": 8, "test": 8})
     initial = save_initial(tmp_path / "init", task="bold", num_frames=4)
     base = [
-        "--model_name_or_path", initial, "--dataset", "bold", "--do_train", "--do_eval", "--max_steps", "3",
+        "--model_name_or_path", initial, "--dataset", "bold", "--do_train", "--do_eval", "--do_predict",
+        "--max_steps", "3",
         "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "3", "--freeze_vision",
         "--learning_rate", "3e-3", "--save_strategy", "no", "--report_to", "none", "--use_cpu",
         "--disable_tqdm", "true",
@@ -306,6 +310,10 @@ def test_clips_bold_metrics_and_cache(tmp_path):
     assert plain["eval_ERS"] == pytest.approx(
         0.5 * (plain["eval_mean_R2"] + 0.5 * (plain["eval_mAP"] + plain["eval_mean_AUC"]))
     )
+    # The unlabelled test split: predictions only, no figures.
+    assert "test_mAP" not in plain and not (tmp_path / "plain" / "test_per_class.json").exists()
+    rows = [json.loads(line) for line in (tmp_path / "plain" / "test_predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == 8 and len(rows[0]["scores"]) == 26 and len(rows[0]["vad"]) == 3
     index = json.loads(next((tmp_path / "features").glob("*/index.json")).read_text())
     assert index["clips"] is True and index["row_shape"][1:] == [17, 32]  # frames x (16 patches + CLS) x width
 

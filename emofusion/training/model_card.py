@@ -52,6 +52,7 @@ class ModelCardInfo:
     split_sizes: dict = field(default_factory=dict)
     figures: dict = field(default_factory=dict)
     training_args: dict = field(default_factory=dict)
+    data_args: dict = field(default_factory=dict)
 
 
 def _fmt(value) -> str:
@@ -197,6 +198,7 @@ def render_model_card(info: ModelCardInfo, config, template: str | None = None) 
         "torch_version": torch.__version__,
         "datasets_version": datasets.__version__,
         "training_args_json": json.dumps(args, indent=2, sort_keys=True, default=str),
+        "data_args_json": json.dumps(info.data_args, indent=2, sort_keys=True, default=str),
     }
     return Template(template).substitute(values)
 

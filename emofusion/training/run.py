@@ -228,6 +228,7 @@ def run_training(
         ],
         split_sizes={role: len(split) for role, split in splits.items() if split is not None},
         training_args=training_args.to_dict(),
+        data_args={k: v for k, v in vars(data_args).items() if v is not None},
     )
     trainer = EmoFusionTrainer(
         model=model,
@@ -255,7 +256,7 @@ def run_training(
         results.update(metrics)
 
     # 5. Decision thresholds calibrated on validation, stored in the config.
-    validation_output = None
+    validation_output, saved = None, False
     if loaded.validation is not None and (do_eval or do_train):
         if _should_calibrate(model_args.calibrate_thresholds, do_train, config):
             if not has_labels(loaded.validation, data_args.label_column):
@@ -267,6 +268,7 @@ def run_training(
             logger.info("Decision thresholds calibrated on validation (best F1 per class, ties to the lowest).")
             if trainer.args.should_save:
                 trainer.save_model()
+                saved = True
 
     # 6. Figures of each split (with the calibrated thresholds), per-class JSON + PNG, predictions.
     for role, prefix, wanted in (("validation", "eval", do_eval), ("test", "test", do_predict)):
@@ -290,9 +292,9 @@ def run_training(
                 card.figures[prefix] = paths["figure"]
         results.update(metrics)
 
-    # 7. Model card, Hub.
+    # 7. Model card (where a model was saved), Hub.
     card.metrics = results
-    if trainer.args.should_save:
+    if trainer.args.should_save and (do_train or saved or training_args.push_to_hub):
         trainer.create_model_card()
     if training_args.push_to_hub:
         trainer.push_to_hub(commit_message=f"emofusion: {config.modality} model on {task}")
