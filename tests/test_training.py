@@ -331,3 +331,39 @@ def test_ablations(emotic, initial, tmp_path, modality, extra):
     assert config["modality"] == modality
     card = (tmp_path / modality / "README.md").read_text()
     assert {"vision": "the picture alone", "text": "a VLLM's description alone"}[modality] in card
+
+
+def test_cache_key_changes_with_what_the_features_depend_on():
+    import datasets
+    from PIL import Image
+
+    from emofusion.testing import tiny_processor
+    from emofusion.training.feature_cache import cache_key
+
+    features = datasets.Features(
+        {"id": datasets.Value("string"), "image": datasets.Image(),
+         "bbox": datasets.List(datasets.Value("float32"), length=4)}
+    )  # fmt: skip
+
+    def data(colour=10, x1=4.0):
+        pictures = [Image.new("RGB", (16, 16), (colour, 20 * i, 0)) for i in range(3)]
+        return datasets.Dataset.from_dict(
+            {"id": ["a", "b", "c"], "image": pictures, "bbox": [[x1, 0, 12, 12]] * 3}, features=features
+        )
+
+    model, processor = tiny_classifier("emotic")
+    key = cache_key(model, processor, data(), "float32", None)[0]
+    assert cache_key(model, processor, data(), "float32", None)[0] == key  # same inputs, same key
+    changed = {
+        "picture": cache_key(model, processor, data(colour=11), "float32", None)[0],
+        "box": cache_key(model, processor, data(x1=3.0), "float32", None)[0],
+        "rows": cache_key(model, processor, data().select([1, 0, 2]), "float32", None)[0],
+        "marking": cache_key(model, tiny_processor(marking="crop"), data(), "float32", None)[0],
+        "image size": cache_key(model, tiny_processor(image_size=24), data(), "float32", None)[0],
+        "dtype": cache_key(model, processor, data(), "float16", None)[0],
+        "autocast": cache_key(model, processor, data(), "float32", "bfloat16")[0],
+    }
+    with torch.no_grad():
+        model.emofusion.vision_model.embeddings.patch_embedding.weight[0, 0, 0, 0] += 1e-3
+    changed["encoder weights"] = cache_key(model, processor, data(), "float32", None)[0]
+    assert key not in changed.values() and len(set(changed.values())) == len(changed)

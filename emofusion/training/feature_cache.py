@@ -101,7 +101,7 @@ def _hash_array(h, array: pa.Array) -> None:
             _hash_array(h, children[name])
         return
     if pa.types.is_list(array.type) or pa.types.is_large_list(array.type) or pa.types.is_fixed_size_list(array.type):
-        h.update(pa.array(array.value_lengths().fill_null(-1)).to_numpy(zero_copy_only=False).tobytes())
+        h.update(array.value_lengths().fill_null(-1).to_numpy(zero_copy_only=False).tobytes())
         _hash_array(h, array.flatten())
         return
     # Plain values: hash them through a compact copy so a sliced array hashes its own rows only.
@@ -114,11 +114,17 @@ def _hash_array(h, array: pa.Array) -> None:
 def data_fingerprint(split: datasets.Dataset) -> str:
     """Hash of the split's rows, in order, over the columns that change what the encoder sees."""
     columns = [c for c in PICTURE_COLUMNS if c in split.column_names]
-    table = split.with_format(None).select_columns(columns).flatten_indices().data.table
+    dataset = split.with_format(None).select_columns(columns)
     h = _digest()
     h.update(f"{len(split)}|{columns}".encode())
+    # The Arrow table under a selection/shuffle holds all source rows: hash it and the row mapping,
+    # rather than copying the selected rows (pictures included) to a new file.
+    table = dataset.data.table
     for column in columns:
         _hash_array(h, table.column(column))
+    indices = getattr(dataset, "_indices", None)
+    if indices is not None:
+        _hash_array(h, indices.column(0))
     return h.hexdigest()
 
 
