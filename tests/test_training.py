@@ -300,10 +300,10 @@ def test_clips_bold_metrics_and_cache(tmp_path):
     meta = {"model": "tiny-llava", "marking": "box", "prompt_template": "p", "generation": {}}
     plain = run_training(*parse_args([*base, "--output_dir", str(tmp_path / "plain")]), dataset=data,
                          description_metadata=meta)  # fmt: skip
+    data.save_to_disk(tmp_path / "prepared")  # the cached run reads a saved DatasetDict through --data_dir
     cached = run_training(
-        *parse_args([*base, "--output_dir", str(tmp_path / "cached"), "--cache_vision_features",
-                     "--vision_cache_dir", str(tmp_path / "features")]),
-        dataset=data, description_metadata=meta,
+        *parse_args([*base, "--output_dir", str(tmp_path / "cached"), "--data_dir", str(tmp_path / "prepared"),
+                     "--cache_vision_features", "--vision_cache_dir", str(tmp_path / "features")])
     )  # fmt: skip
     for key in ("eval_mAP", "eval_mean_AUC", "eval_mean_R2", "eval_ERS", "eval_loss"):
         assert math.isfinite(plain[key]) and cached[key] == pytest.approx(plain[key], rel=1e-4, abs=1e-6), key

@@ -134,7 +134,11 @@ class DataArguments:
 
     dataset: str = field(metadata={"help": "emotic, caer_s or bold.", "choices": tuple(TASKS)})
     data_dir: str | None = field(
-        default=None, metadata={"help": "The dataset's folder as its owners ship it (see the README's Datasets)."}
+        default=None,
+        metadata={
+            "help": "The dataset's folder as its owners ship it (see the README's Datasets), or a DatasetDict "
+            "saved with save_to_disk."
+        },
     )
     descriptions: str | None = field(
         default=None,

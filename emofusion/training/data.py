@@ -10,6 +10,7 @@ cache) and tokenisation without padding. `EmotionCollator` pads and stacks.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 import datasets
@@ -123,15 +124,22 @@ def prepare_splits(
 
 
 def load_data(data_args: DataArguments, seed: int, do_train: bool, do_eval: bool, do_predict: bool) -> LoadedData:
-    """Build the dataset from `data_args.data_dir` with the builders and join the description set."""
+    """Build the dataset from `data_args.data_dir` with the builders and join the description set.
+
+    A `data_dir` holding a `DatasetDict` saved with `save_to_disk` (contract schema) is loaded as is.
+    """
     if data_args.data_dir is None:
         raise ValueError("--data_dir is required: the folder that holds the dataset as its owners ship it.")
-    from dataset_scripts import load_emotion_dataset
-
     rows, metadata = load_descriptions(data_args)
-    dataset = load_emotion_dataset(
-        data_args.dataset, data_args.data_dir, cache_dir=data_args.dataset_cache_dir, **data_args.builder_options
-    )
+    if os.path.isfile(os.path.join(data_args.data_dir, "dataset_dict.json")):
+        logger.info("Loading the prepared DatasetDict saved in %s.", data_args.data_dir)
+        dataset = datasets.load_from_disk(data_args.data_dir)
+    else:
+        from dataset_scripts import load_emotion_dataset
+
+        dataset = load_emotion_dataset(
+            data_args.dataset, data_args.data_dir, cache_dir=data_args.dataset_cache_dir, **data_args.builder_options
+        )
     splits = prepare_splits(dataset, data_args, seed, do_train, do_eval, do_predict, description_rows=rows)
     return LoadedData(
         train=splits["train"],
