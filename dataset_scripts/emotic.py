@@ -1,0 +1,536 @@
+"""EMOTIC (Kosti et al., TPAMI 2019) as a `datasets` builder, read from the owners' files.
+
+Layout (`data_dir`):
+
+    emotic/{mscoco,framesdb,ade20k,emodb_small}/images/*.jpg
+    Annotations/Annotations.mat            (or the older CVPR17_Annotations.mat)
+    emotic_pre/{train,val,test}.csv        (optional: the public PyTorch baseline's preprocessed form)
+
+One example per annotated person. `Annotations.mat` is read one image at a time with scipy's
+MAT-file reader (`dataset_scripts.matfile`: the values `scipy.io.loadmat(squeeze_me=True,
+struct_as_record=False)` gives, without holding a whole split in memory), its fields by NAME:
+train persons carry one annotator (`annotations_categories.categories`,
+`annotations_continuous`), val/test persons one entry per annotator plus `combined_categories`
+and `combined_continuous`, which are the labels used for val/test (as in EMOTIC's evaluation).
+
+Ids: `<split>/<folder>/<filename>#p<person index>`, e.g.
+`train/mscoco/images/COCO_train2014_000000094388.jpg#p0`, where the split is EMOTIC's own
+(`train`, `val`, `test`) and the person index is the position in the image's `person` array.
+The emotic_pre CSVs hold no person index (that tool drops persons without labels or with a NaN
+VAD, which shifts positions): when `Annotations.mat` is also present, each CSV row is matched to
+its .mat person by image and box and gets the same id as in the .mat form; a CSV alone gives ids
+`...#r<k>` (k-th row of that image), which never collide with .mat ids, so descriptions made from
+one form cannot be joined to the wrong person of the other.
+
+Missing VAD (NaN) is not a bad sample: the example is kept with NaN in `vad` (mask it in the
+VAD loss). Boxes are clipped to the image; a box of zero area after clipping is a bad sample.
+
+>>> from dataset_scripts import load_emotion_dataset
+>>> emotic = load_emotion_dataset("emotic", "/data/EMOTIC")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import math
+import os
+import re
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import datasets
+import numpy as np
+from datasets import Features, Image, Value
+from datasets.utils import logging
+
+from modeling_emofusion.labels import EMOTIC_CATEGORIES
+
+from .common import (
+    AnnotationFormatError,
+    BadSampleLog,
+    DatasetLayoutError,
+    EmotionBuilderConfig,
+    EmotionDatasetBuilder,
+    box_feature,
+    clip_box_or_reason,
+    make_id,
+    multi_hot_feature,
+    probe_image,
+    safe_join,
+    vad_feature,
+)
+from .matfile import iter_struct_array
+
+
+logger = logging.get_logger(__name__)
+
+# EMOTIC's split names -> datasets' split names.
+SPLITS = {"train": datasets.Split.TRAIN, "val": datasets.Split.VALIDATION, "test": datasets.Split.TEST}
+MAT_NAMES = ("Annotations.mat", "CVPR17_Annotations.mat")
+CSV_HEADER = [
+    "Index",
+    "Folder",
+    "Filename",
+    "Image Size",
+    "BBox",
+    "Categorical_Labels",
+    "Continuous_Labels",
+    "Gender",
+    "Age",
+]
+_CATEGORY_INDEX = {name: i for i, name in enumerate(EMOTIC_CATEGORIES)}
+
+
+@dataclass
+class EmoticConfig(EmotionBuilderConfig):
+    """EMOTIC options.
+
+    Args:
+        annotation_format: `"mat"` (Annotations.mat), `"csv"` (emotic_pre/*.csv) or `"auto"`
+            (the .mat when present, else the CSVs).
+        annotations_file: the .mat file, if not at `Annotations/Annotations.mat` (absolute, or
+            relative to `data_dir`).
+        csv_dir: folder of the preprocessed CSVs, relative to `data_dir` or absolute.
+    """
+
+    annotation_format: str = "auto"
+    annotations_file: str | None = None
+    csv_dir: str = "emotic_pre"
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading scipy.io.loadmat(squeeze_me=True, struct_as_record=False) output, by field name.
+# squeeze_me collapses 1-element arrays to scalars (one person, one category, one annotator),
+# so every reader below accepts both the scalar and the array form.
+# ---------------------------------------------------------------------------------------------
+
+
+def _as_list(value) -> list:
+    if isinstance(value, np.ndarray):
+        return list(value.flat)
+    return [value]
+
+
+def _field(struct, name: str, where: str):
+    names = getattr(struct, "_fieldnames", None)
+    if names is None:
+        raise AnnotationFormatError(f"{where}: expected a MATLAB struct with field {name!r}, got {type(struct)}.")
+    if name not in names:
+        raise AnnotationFormatError(f"{where}: struct has no field {name!r}; its fields are {names}.")
+    return getattr(struct, name)
+
+
+def _has_field(struct, name: str) -> bool:
+    return name in (getattr(struct, "_fieldnames", None) or ())
+
+
+def _number(value) -> float:
+    array = np.asarray(value, dtype=np.float64).ravel()
+    return float(array[0]) if array.size else math.nan
+
+
+def _text(value) -> str | None:
+    if isinstance(value, str):
+        return value
+    items = _as_list(value)
+    if len(items) == 1 and isinstance(items[0], str):
+        return items[0]
+    return None
+
+
+def _strings(value) -> list:
+    """A MATLAB cell of strings as a list; non-strings (e.g. NaN) are kept so they can be reported."""
+    if isinstance(value, str):
+        return [value]
+    out = []
+    for item in _as_list(value):
+        out.extend(_strings(item) if isinstance(item, np.ndarray) else [item])
+    return out
+
+
+def _vad(struct, where: str) -> list[float]:
+    if isinstance(struct, np.ndarray) and struct.dtype != object:
+        values = [float(v) for v in struct.ravel()]
+        if len(values) == 3:
+            return values
+    if isinstance(struct, np.ndarray) and struct.size == 0:
+        return [math.nan] * 3
+    return [_number(_field(struct, name, where)) for name in ("valence", "arousal", "dominance")]
+
+
+@dataclass
+class _Person:
+    index: int
+    bbox: list[float]
+    categories: list
+    vad: list[float]
+    gender: str | None
+    age: str | None
+    num_annotators: int
+
+
+def _read_person(person, index: int, where: str) -> _Person:
+    bbox = np.asarray(_field(person, "body_bbox", where), dtype=np.float64).ravel().tolist()
+    annotators = [a for a in _as_list(_field(person, "annotations_categories", where)) if a is not None]
+    if _has_field(person, "combined_categories"):  # val/test
+        categories = _strings(_field(person, "combined_categories", where))
+    else:  # train: the single annotator (the union, should a copy hold more than one)
+        categories = []
+        for annotator in annotators:
+            for name in _strings(_field(annotator, "categories", where + ".annotations_categories")):
+                if name not in categories:
+                    categories.append(name)
+    if _has_field(person, "combined_continuous"):
+        vad = _vad(_field(person, "combined_continuous", where), where + ".combined_continuous")
+    else:
+        entries = _as_list(_field(person, "annotations_continuous", where))
+        continuous = [_vad(c, where + ".annotations_continuous") for c in entries]
+        vad = np.mean(continuous, axis=0).tolist() if continuous else [math.nan] * 3
+    gender = _text(person.gender) if _has_field(person, "gender") else None
+    age = _text(person.age) if _has_field(person, "age") else None
+    return _Person(index, bbox, categories, vad, gender, age, len(annotators))
+
+
+def _read_mat_split(path: Path, split: str) -> Iterator:
+    """The split's image structs, one at a time (memory does not grow with the split)."""
+    try:
+        yield from iter_struct_array(path, split)
+    except KeyError:
+        raise AnnotationFormatError(
+            f"{path}: no variable {split!r}; expected the EMOTIC splits train, val, test."
+        ) from None
+    except (ValueError, TypeError, OSError) as err:
+        raise AnnotationFormatError(f"{path}: cannot be read as a MATLAB file ({type(err).__name__}: {err}).") from err
+
+
+@dataclass
+class _MatImage:
+    folder: str
+    filename: str
+    source_database: str | None
+    size: tuple[float, float] | None
+    persons: list[_Person]
+
+
+def _iter_mat_images(path: Path, split: str) -> Iterator[_MatImage]:
+    for i, image in enumerate(_read_mat_split(path, split)):
+        where = f"{path.name}: {split}({i + 1})"
+        filename = _text(_field(image, "filename", where))
+        folder = _text(_field(image, "folder", where))
+        if not filename or folder is None:
+            raise AnnotationFormatError(f"{where}: 'filename' and 'folder' must be strings.")
+        database = None
+        if _has_field(image, "original_database"):
+            source = image.original_database
+            database = _text(source.name) if _has_field(source, "name") else _text(source)
+        size = None
+        if _has_field(image, "image_size"):
+            image_size = image.image_size
+            size = (_number(_field(image_size, "n_col", where)), _number(_field(image_size, "n_row", where)))
+        persons = [
+            _read_person(person, j, f"{where}.person({j + 1})")
+            for j, person in enumerate(_as_list(_field(image, "person", where)))
+        ]
+        yield _MatImage(folder.rstrip("/"), filename, database, size, persons)
+
+
+def _literal(cell: str, where: str):
+    try:
+        # The baseline writes Python reprs; a NaN would appear as a bare `nan`.
+        return ast.literal_eval(re.sub(r"\bnan\b", "None", cell))
+    except (ValueError, SyntaxError) as err:
+        raise AnnotationFormatError(f"{where}: cannot parse {cell!r} as a Python literal ({err}).") from None
+
+
+def _baseline_box(bbox: list[float], image_size: tuple[float, float]) -> tuple[int, ...]:
+    width, height = image_size
+    x1, y1, x2, y2 = bbox
+    clip = (min(width, max(0, x1)), min(height, max(0, y1)), min(width, max(0, x2)), min(height, max(0, y2)))
+    return tuple(int(v) for v in clip)
+
+
+class Emotic(EmotionDatasetBuilder):
+    """EMOTIC builder: `Emotic(data_dir="/data/EMOTIC").download_and_prepare()`.
+
+    Splits `train`, `validation` (EMOTIC's `val`), `test`. Features: `id`, `image`, `bbox`,
+    `labels` (26 multi-hot, EMOTIC order), `vad` (1..10, NaN when missing), `gender`, `age`,
+    `source_database`, `num_annotators`, `person_index`, `image_path` (EMOTIC's relative path).
+    """
+
+    BUILDER_CONFIG_CLASS = EmoticConfig
+    DATASET = "EMOTIC"
+    VERSION = datasets.Version("1.0.0")
+
+    @classmethod
+    def _source_files(cls, data_dir: str) -> list[str]:
+        root = Path(data_dir)
+        return [str(root / "Annotations" / n) for n in MAT_NAMES] + [
+            str(root / "emotic_pre" / f"{s}.csv") for s in SPLITS
+        ]
+
+    def _info(self) -> datasets.DatasetInfo:
+        return datasets.DatasetInfo(
+            description="EMOTIC: people in context, 26 categories (multi-label) and VAD, one example a person.",
+            homepage="http://sunai.uoc.edu/emotic/",
+            features=Features(
+                {
+                    "id": Value("string"),
+                    "image": Image(),
+                    "bbox": box_feature(),
+                    "labels": multi_hot_feature(),
+                    "vad": vad_feature(),
+                    "gender": Value("string"),
+                    "age": Value("string"),
+                    "source_database": Value("string"),
+                    "num_annotators": Value("int32"),
+                    "person_index": Value("int32"),
+                    "image_path": Value("string"),
+                }
+            ),
+        )
+
+    # -- layout ---------------------------------------------------------------------------------
+
+    def _root(self) -> Path:
+        root = Path(self.config.data_dir).expanduser().resolve()
+        if not root.is_dir():
+            raise DatasetLayoutError(f"EMOTIC data_dir {root} does not exist.")
+        return root
+
+    def _mat_path(self, root: Path) -> Path | None:
+        if self.config.annotations_file:
+            path = root / self.config.annotations_file
+            if not path.is_file():
+                raise DatasetLayoutError(f"EMOTIC: annotations_file {path} does not exist.")
+            return path
+        for name in MAT_NAMES:
+            if (root / "Annotations" / name).is_file():
+                return root / "Annotations" / name
+        return None
+
+    def _csv_paths(self, root: Path) -> dict[str, Path]:
+        folder = root / self.config.csv_dir
+        return {split: folder / f"{split}.csv" for split in SPLITS if (folder / f"{split}.csv").is_file()}
+
+    def _split_generators(self, dl_manager) -> list[datasets.SplitGenerator]:
+        root = self._root()
+        images_root = root / "emotic"
+        if not images_root.is_dir():
+            raise DatasetLayoutError(
+                f"EMOTIC: expected the images under {images_root}/{{mscoco,framesdb,ade20k,emodb_small}}/images/, "
+                f"but {images_root} does not exist."
+            )
+        form = self.config.annotation_format
+        if form not in ("auto", "mat", "csv"):
+            raise ValueError(f"EMOTIC annotation_format must be 'auto', 'mat' or 'csv', got {form!r}.")
+        mat_path = self._mat_path(root)
+        csv_paths = self._csv_paths(root)
+        expected_mat = f"{root}/Annotations/Annotations.mat (or CVPR17_Annotations.mat)"
+        expected_csv = f"{root / self.config.csv_dir}/{{train,val,test}}.csv"
+        if form == "auto":
+            form = "mat" if mat_path else "csv" if csv_paths else None
+            if form is None:
+                raise DatasetLayoutError(f"EMOTIC: no annotations found; expected {expected_mat} or {expected_csv}.")
+        if form == "mat":
+            if mat_path is None:
+                raise DatasetLayoutError(f"EMOTIC: expected the annotations at {expected_mat}; not found.")
+            from scipy.io import whosmat
+
+            try:
+                present = {name for name, _, _ in whosmat(str(mat_path))}
+            except Exception as err:
+                raise AnnotationFormatError(f"{mat_path}: not a MATLAB file ({type(err).__name__}: {err}).") from err
+            splits = [s for s in SPLITS if s in present]
+            if not splits:
+                raise AnnotationFormatError(
+                    f"{mat_path}: expected the variables 'train', 'val', 'test' (EMOTIC struct arrays), "
+                    f"found {sorted(present)}."
+                )
+        else:
+            if not csv_paths:
+                raise DatasetLayoutError(f"EMOTIC: annotation_format='csv' but no CSV found; expected {expected_csv}.")
+            splits = list(csv_paths)
+        missing = [s for s in SPLITS if s not in splits]
+        if missing:
+            logger.warning("EMOTIC: no %s split in the %s annotations; building %s only.", missing, form, splits)
+        return [
+            datasets.SplitGenerator(
+                name=SPLITS[split],
+                gen_kwargs={
+                    "split": split,
+                    "form": form,
+                    "mat_path": mat_path,
+                    "csv_path": csv_paths.get(split),
+                    "root": root,
+                },
+            )
+            for split in splits
+        ]
+
+    # -- examples -------------------------------------------------------------------------------
+
+    def _generate_examples(self, split: str, form: str, mat_path, csv_path, root: Path):
+        log = self._new_bad_sample_log(str(SPLITS[split]))
+        resolver = _ImageResolver(root / "emotic", mat_path or csv_path, self.config.verify_images)
+        rows = self._mat_rows(mat_path, split) if form == "mat" else self._csv_rows(csv_path, mat_path, split)
+        for example_id, folder, filename, person, database in rows:
+            example = self._example(log, resolver, example_id, folder, filename, person, database)
+            if example is not None:
+                log.kept += 1
+                yield example_id, example
+        self._finish_split(log)
+
+    def _mat_rows(self, mat_path: Path, split: str):
+        for image in _iter_mat_images(mat_path, split):
+            for person in image.persons:
+                example_id = make_id(split, f"{image.folder}/{image.filename}", person.index)
+                yield example_id, image.folder, image.filename, person, image.source_database
+
+    def _csv_rows(self, csv_path: Path, mat_path: Path | None, split: str):
+        matcher = _MatMatcher(mat_path, split) if mat_path is not None else None
+        if matcher is None:
+            logger.warning(
+                "EMOTIC %s: reading %s without Annotations.mat, so ids use the row rank within each image "
+                "('#r<k>') instead of EMOTIC's person index ('#p<k>').",
+                split,
+                csv_path,
+            )
+        rank: dict[tuple[str, str], int] = defaultdict(int)
+        for line, row in _read_emotic_csv(csv_path):
+            where = f"{csv_path}:{line}"
+            folder, filename = row["Folder"].rstrip("/"), row["Filename"]
+            categories = _literal(row["Categorical_Labels"], where + " Categorical_Labels")
+            vad = _literal(row["Continuous_Labels"], where + " Continuous_Labels")
+            bbox = _literal(row["BBox"], where + " BBox")
+            if not isinstance(categories, list) or not isinstance(vad, list) or not isinstance(bbox, list):
+                raise AnnotationFormatError(f"{where}: BBox, Categorical_Labels, Continuous_Labels must be lists.")
+            vad = [math.nan if v is None else float(v) for v in vad]
+            if len(vad) != 3:
+                raise AnnotationFormatError(f"{where}: Continuous_Labels must hold [V, A, D], got {vad}.")
+            bbox = [math.nan if v is None else float(v) for v in bbox]
+            key = (folder, filename)
+            match = matcher.match(key, bbox) if matcher else None
+            if match is not None:
+                index, num_annotators, database = match
+                example_id = make_id(split, f"{folder}/{filename}", index)
+            else:
+                if matcher is not None:
+                    logger.warning("EMOTIC %s: %s matches no person of the .mat; id uses its row rank.", split, where)
+                index, database = None, folder.split("/")[0]
+                num_annotators = 1 if split == "train" else None
+                example_id = make_id(split, f"{folder}/{filename}", f"r{rank[key]}")
+            rank[key] += 1
+            person = _Person(index, bbox, categories, vad, row["Gender"] or None, row["Age"] or None, num_annotators)
+            yield example_id, folder, filename, person, database
+
+    def _example(self, log: BadSampleLog, resolver, example_id, folder, filename, person: _Person, database):
+        relative = f"{folder}/{filename}"
+        path, size, reason = resolver.resolve(folder, filename)
+        if reason is not None:
+            log.skip(path, reason, example_id)
+            return None
+        labels = [0.0] * len(EMOTIC_CATEGORIES)
+        if person.num_annotators == 0:
+            log.skip(path, "no category annotation", example_id)
+            return None
+        for name in person.categories:
+            if not isinstance(name, str):
+                log.skip(path, f"NaN category label ({name!r})", example_id)
+                return None
+            if name.strip() not in _CATEGORY_INDEX:
+                log.skip(path, f"unknown category ({name!r}; expected one of EMOTIC's 26)", example_id)
+                return None
+            labels[_CATEGORY_INDEX[name.strip()]] = 1.0
+        bbox, reason = clip_box_or_reason(person.bbox, size)
+        if reason is not None:
+            log.skip(path, reason, example_id)
+            return None
+        return {
+            "id": example_id,
+            "image": path,
+            "bbox": bbox,
+            "labels": labels,
+            "vad": [float(v) for v in person.vad],
+            "gender": person.gender,
+            "age": person.age,
+            "source_database": database,
+            "num_annotators": person.num_annotators,
+            "person_index": person.index,
+            "image_path": relative,
+        }
+
+
+class _ImageResolver:
+    """Finds `<emotic>/<folder>/<filename>` (or the nested `<emotic>/<db>/<folder>` of some copies)
+    and probes it once per image, however many persons the image holds."""
+
+    def __init__(self, images_root: Path, source: Path, decode: bool):
+        self.images_root, self.source, self.decode = images_root, source, decode
+        self._folders: dict[str, str] = {}
+        self._last: tuple | None = None
+
+    def _folder(self, folder: str) -> str:
+        if folder not in self._folders:
+            direct = safe_join(self.images_root, folder, source=str(self.source), field="folder")
+            first = folder.split("/")[0]
+            nested = safe_join(self.images_root, f"{first}/{folder}", source=str(self.source), field="folder")
+            self._folders[folder] = nested if (not os.path.isdir(direct) and os.path.isdir(nested)) else direct
+        return self._folders[folder]
+
+    def resolve(self, folder: str, filename: str) -> tuple[str, tuple[int, int] | None, str | None]:
+        if self._last is not None and self._last[0] == (folder, filename):
+            return self._last[1]
+        directory = self._folder(folder)
+        # The filename must stay inside its folder, not only inside the data root.
+        path = safe_join(directory, filename, source=str(self.source), field="filename")
+        size, reason = probe_image(path, decode=self.decode)
+        self._last = ((folder, filename), (path, size, reason))
+        return path, size, reason
+
+
+class _MatMatcher:
+    """Matches emotic_pre rows to their Annotations.mat person: same image, and the .mat box clipped
+    and truncated the way the baseline's preprocessing does equals the CSV box.
+
+    Holds, per image, only `(person index, truncated box, annotator count)` and the source database.
+    """
+
+    def __init__(self, mat_path: Path, split: str):
+        self.images: dict[tuple[str, str], tuple[str | None, list]] = {}
+        for image in _iter_mat_images(mat_path, split):
+            persons = []
+            if image.size is not None:
+                for person in image.persons:
+                    if all(math.isfinite(v) for v in person.bbox) and len(person.bbox) == 4:
+                        box = _baseline_box(person.bbox, image.size)
+                        persons.append((person.index, box, person.num_annotators))
+            self.images[(image.folder, image.filename)] = (image.source_database, persons)
+        self.used: set[tuple[str, str, int]] = set()
+
+    def match(self, key: tuple[str, str], bbox: list[float]) -> tuple[int, int, str | None] | None:
+        if key not in self.images or len(bbox) != 4 or not all(math.isfinite(v) for v in bbox):
+            return None
+        database, persons = self.images[key]
+        target = tuple(int(v) for v in bbox)
+        for index, box, num_annotators in persons:
+            if (*key, index) not in self.used and box == target:
+                self.used.add((*key, index))
+                return index, num_annotators, database
+        return None
+
+
+def _read_emotic_csv(path: Path) -> Iterator[tuple[int, dict]]:
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle, dialect="excel")
+        header = next(reader, None)
+        if header != CSV_HEADER:
+            raise AnnotationFormatError(f"{path}: expected the header {','.join(CSV_HEADER)}, got {header}.")
+        for line, row in enumerate(reader, start=2):
+            if not row:
+                continue
+            if len(row) != len(CSV_HEADER):
+                raise AnnotationFormatError(f"{path}:{line}: expected {len(CSV_HEADER)} columns, got {len(row)}.")
+            yield line, dict(zip(CSV_HEADER, row))

@@ -1,0 +1,93 @@
+"""`load_emotion_dataset`: one call from a dataset name and a folder to a `datasets.DatasetDict`."""
+
+from __future__ import annotations
+
+import os
+
+import datasets
+from datasets.utils import logging
+
+from .bold import Bold
+from .caer_s import CaerS
+from .descriptions import join_descriptions, load_description_set
+from .emotic import Emotic
+
+
+logger = logging.get_logger(__name__)
+
+BUILDERS: dict[str, type[datasets.GeneratorBasedBuilder]] = {"emotic": Emotic, "caer_s": CaerS, "bold": Bold}
+
+
+def get_builder(name: str, data_dir: str | os.PathLike, cache_dir: str | None = None, **builder_options):
+    """The builder of dataset `name` (`emotic`, `caer_s`, `bold`) over `data_dir`, not yet prepared.
+
+    >>> builder = get_builder("caer_s", "/data/CAER-S", validation_fraction=0.1)  # doctest: +SKIP
+    >>> builder.download_and_prepare(); builder.as_dataset()  # doctest: +SKIP
+    """
+    key = name.lower().replace("-", "_")
+    if key not in BUILDERS:
+        raise ValueError(f"Unknown dataset {name!r}: expected one of {sorted(BUILDERS)}.")
+    return BUILDERS[key](data_dir=os.fspath(data_dir), cache_dir=cache_dir, **builder_options)
+
+
+def load_emotion_dataset(
+    name: str,
+    data_dir: str | os.PathLike,
+    descriptions: str | os.PathLike | datasets.Dataset | None = None,
+    *,
+    cache_dir: str | None = None,
+    download_mode: str | None = None,
+    on_missing: str = "warn",
+    descriptions_revision: str | None = None,
+    **builder_options,
+) -> datasets.DatasetDict:
+    """Build (or reuse from the cache) EMOTIC, CAER-S or BoLD from its owners' files and return its splits.
+
+    Args:
+        name: `"emotic"`, `"caer_s"` or `"bold"`.
+        data_dir: the folder holding the dataset as its owners ship it (README.md, "Datasets").
+        descriptions: optional description set to join by id: a folder or Parquet shard written by
+            caption.py, a Hub dataset id, or the rows as a `datasets.Dataset`.
+        cache_dir: where the Arrow cache goes (default: datasets' cache). The cache is rebuilt
+            when the annotation files, the builder code or the options change.
+        download_mode: `"force_redownload"` rebuilds the cache.
+        on_missing: what to do with examples that have no description (see `join_descriptions`).
+        descriptions_revision: Hub revision of the description set.
+        **builder_options: the dataset's options, e.g. `strict=True`, `verify_images=False`,
+            `annotation_format="csv"` (EMOTIC), `validation_fraction=0.1`, `face_boxes_file=...`
+            (CAER-S), `num_frames=8`, `box_margin=0.1` (BoLD).
+
+    >>> from dataset_scripts import load_emotion_dataset
+    >>> emotic = load_emotion_dataset("emotic", "/data/EMOTIC", descriptions="outputs/emotic-llava")  # doctest: +SKIP
+    >>> emotic["train"][0]["id"]  # doctest: +SKIP
+    'train/mscoco/images/COCO_train2014_000000094388.jpg#p0'
+    """
+    builder = get_builder(name, data_dir, cache_dir=cache_dir, **builder_options)
+    builder.download_and_prepare(download_mode=download_mode)
+    splits = {}
+    for split, info in builder.info.splits.items():
+        if info.num_examples:
+            splits[split] = builder.as_dataset(split=split)
+        else:  # every example was bad: an empty split rather than an error far from the cause
+            logger.warning("%s %s: no example left; the split is empty.", name, split)
+            empty = {column: [] for column in builder.info.features}
+            splits[split] = datasets.Dataset.from_dict(empty, features=builder.info.features, split=split)
+    dataset = datasets.DatasetDict(splits)
+    # A fresh build has logged its bad samples already; a cached one says here what it skipped then.
+    cached_reports = {} if builder._bad_sample_reports else builder.bad_samples
+    skipped = {split: report["skipped"] for split, report in cached_reports.items() if report.get("skipped")}
+    if skipped:
+        logger.warning(
+            "%s: the cached build skipped bad samples (%s); get_builder(...).bad_samples lists them.",
+            name,
+            ", ".join(f"{split}: {n}" for split, n in skipped.items()),
+        )
+    if descriptions is None:
+        return dataset
+    if isinstance(descriptions, datasets.Dataset):
+        rows = descriptions
+    else:
+        rows, metadata = load_description_set(descriptions, revision=descriptions_revision)
+        if metadata.get("dataset") and metadata["dataset"] != name:
+            logger.warning("Description set %s was made for %r, not %r.", descriptions, metadata["dataset"], name)
+    return join_descriptions(dataset, rows, on_missing=on_missing)

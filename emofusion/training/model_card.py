@@ -1,0 +1,211 @@
+"""The model card (README.md) of a trained model, rendered from `emofusion/templates/model_card.md`.
+
+The YAML header comes from `huggingface_hub.ModelCardData` (with a `model-index` of the test
+and validation figures, so the Hub shows them); the body is the template filled with
+`string.Template`: the metrics table, the per-class figure, the description set and the
+training arguments.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from string import Template
+
+from transformers.utils import logging
+
+
+logger = logging.get_logger(__name__)
+
+DATASET_TITLES = {"emotic": "EMOTIC", "caer_s": "CAER-S", "bold": "BoLD"}
+MODALITY_SENTENCES = {
+    "fusion": "a vision encoder and a VLLM's description of the person, fused by a Q-Former.",
+    "vision": "the picture alone (the paper's vision-only ablation: no description).",
+    "text": "a VLLM's description alone (the paper's text-only ablation: no pixels).",
+}
+# Metrics shown in the table, in this order, with their display names.
+TABLE_METRICS = {
+    "mAP": "mAP (sklearn AP)",
+    "mAP_voc11": "mAP (11-point, EMOTIC authors)",
+    "mean_AUC": "mean ROC AUC",
+    "macro_F1": "macro F1",
+    "accuracy": "accuracy",
+    "ERS": "ERS",
+    "mean_R2": "mean R^2",
+    "VAD_MAE": "VAD MAE",
+}
+
+
+@dataclass
+class ModelCardInfo:
+    """What the card says; filled in as the run goes."""
+
+    dataset: str
+    model_name: str
+    repo_id: str
+    metrics: dict = field(default_factory=dict)
+    description_metadata: dict | None = None
+    description_source: str | None = None
+    base_models: list[str] = field(default_factory=list)
+    split_sizes: dict = field(default_factory=dict)
+    figures: dict = field(default_factory=dict)
+    training_args: dict = field(default_factory=dict)
+    data_args: dict = field(default_factory=dict)
+
+
+def _fmt(value) -> str:
+    return f"{100 * value:.2f}" if isinstance(value, float) else str(value)
+
+
+def metrics_table(metrics: dict) -> str:
+    """Markdown table: one row per metric, one column per split (`eval`, `test`); percentages except MAE/R^2."""
+    splits = [s for s in ("test", "eval") if any(k.startswith(f"{s}_") for k in metrics)]
+    rows = []
+    for key, title in TABLE_METRICS.items():
+        values = [metrics.get(f"{split}_{key}") for split in splits]
+        if all(v is None for v in values):
+            continue
+        raw = key in ("VAD_MAE", "mean_R2")
+        cells = ["-" if v is None else (f"{v:.4f}" if raw else _fmt(v)) for v in values]
+        rows.append(f"| {title} | " + " | ".join(cells) + " |")
+    if not rows:
+        return "No evaluation was run."
+    names = {"test": "test", "eval": "validation"}
+    header = "| metric | " + " | ".join(names[s] for s in splits) + " |"
+    rule = "|---|" + "---|" * len(splits)
+    note = "\n\nPercentages, except VAD MAE (1..10 scale for EMOTIC) and R^2."
+    return "\n".join([header, rule, *rows]) + note
+
+
+def _card_data(info: ModelCardInfo, config) -> str:
+    from huggingface_hub import EvalResult, ModelCardData
+
+    results = []
+    for split, split_name in (("test", "test"), ("eval", "validation")):
+        for key in ("mAP", "accuracy", "mean_AUC", "ERS"):
+            value = info.metrics.get(f"{split}_{key}")
+            if value is not None:
+                results.append(
+                    EvalResult(
+                        task_type="image-classification",
+                        task_name="Emotion recognition in context",
+                        dataset_type=info.dataset,
+                        dataset_name=DATASET_TITLES[info.dataset],
+                        dataset_split=split_name,
+                        metric_type=key,
+                        metric_name=TABLE_METRICS[key],
+                        metric_value=round(float(value), 6),
+                    )
+                )
+    data = ModelCardData(
+        library_name="transformers",
+        license="other",
+        tags=["emofusion", "emotion-recognition", "emotion-in-context", info.dataset, "q-former"],
+        base_model=info.base_models or None,
+        model_name=info.model_name,
+        eval_results=results or None,
+    )
+    return data.to_yaml()
+
+
+def _description_section(info: ModelCardInfo) -> str:
+    meta = info.description_metadata
+    if not meta:
+        return "This model was trained without VLLM descriptions."
+    lines = [
+        f"- Description set: `{info.description_source}`",
+        f"- VLLM: `{meta.get('model')}` (revision `{meta.get('revision')}`, backend {meta.get('backend')})",
+        f"- Marking: `{meta.get('marking')}`",
+        f"- Generation: `{json.dumps(meta.get('generation'), sort_keys=True)}`",
+        "- Prompt template:",
+        "",
+        "```text",
+        str(meta.get("prompt_template")),
+        "```",
+    ]
+    splits = meta.get("splits") or {}
+    if splits:
+        counts = ", ".join(f"{s}: {c.get('ok', 0)} ok / {c.get('error', 0)} error" for s, c in splits.items())
+        lines.insert(4, f"- Counts: {counts}")
+    lines.append(
+        "\nThe same VLLM, revision, prompt and marking are recorded in this model's config, so a new "
+        "photo can be described the way the training data was."
+    )
+    return "\n".join(lines)
+
+
+def render_model_card(info: ModelCardInfo, config, template: str | None = None) -> str:
+    """The card's Markdown text for `config` (the trained model's) and `info`."""
+    import datasets
+    import torch
+    import transformers
+
+    from modeling_emofusion import __version__
+
+    if template is None:
+        template = resources.files("emofusion").joinpath("templates/model_card.md").read_text(encoding="utf-8")
+    single = config.problem_type == "single_label_classification"
+    args = info.training_args
+    figure_key = "test" if "test" in info.figures else "eval"
+    figure = info.figures.get(figure_key)
+    figure_md = (
+        f"![per-class figure ({figure_key})]({os.path.basename(figure)})"
+        if figure
+        else "No per-class figure was drawn."
+    )
+    per_class = ", ".join(f"`{split}_per_class.json`" for split in ("eval", "test") if f"{split}_loss" in info.metrics)
+    thresholds = config.decision_thresholds
+    values = {
+        "card_data": _card_data(info, config),
+        "model_name": info.model_name,
+        "repo_id": info.repo_id,
+        "dataset": info.dataset,
+        "dataset_title": DATASET_TITLES[info.dataset],
+        "modality_sentence": MODALITY_SENTENCES[config.modality],
+        "problem_type": "single-label classification" if single else "multi-label classification",
+        "num_labels": config.num_labels,
+        "vad_sentence": ", plus valence/arousal/dominance regression" if config.num_vad else "",
+        "vision_model": getattr(config.vision_config, "_name_or_path", "") or config.vision_config.model_type,
+        "vision_state": "frozen" if config.freeze_vision else "fine-tuned",
+        "num_query_tokens": config.num_query_tokens,
+        "pooling": config.pooling,
+        "marking": config.marking,
+        "threshold_sentence": (
+            "argmax (single-label)"
+            if single
+            else "per class, the validation score that maximises F1 (ties to the lowest), stored in "
+            "`config.decision_thresholds`"
+            if thresholds
+            else "0.5 for every class (not calibrated)"
+        ),
+        "metrics_table": metrics_table(info.metrics),
+        "figure": figure_md,
+        "per_class_files": per_class or "none",
+        "description_section": _description_section(info),
+        "score_fn": ".softmax(-1)" if single else ".sigmoid()",
+        "descriptions_flag": f"--descriptions {info.description_source} " if info.description_source else "",
+        "eval_extra": " --per_device_eval_batch_size " + str(args.get("per_device_eval_batch_size", 8)),
+        "split_sizes": ", ".join(f"{k}: {v}" for k, v in info.split_sizes.items()) or "sizes not recorded",
+        "seed": args.get("seed"),
+        "epochs": args.get("num_train_epochs"),
+        "train_batch": args.get("per_device_train_batch_size", 0) * args.get("gradient_accumulation_steps", 1),
+        "learning_rate": args.get("learning_rate"),
+        "lr_scheduler": args.get("lr_scheduler_type"),
+        "emofusion_version": __version__,
+        "transformers_version": transformers.__version__,
+        "torch_version": torch.__version__,
+        "datasets_version": datasets.__version__,
+        "training_args_json": json.dumps(args, indent=2, sort_keys=True, default=str),
+        "data_args_json": json.dumps(info.data_args, indent=2, sort_keys=True, default=str),
+    }
+    return Template(template).substitute(values)
+
+
+def write_model_card(info: ModelCardInfo, config, output_dir: str) -> str:
+    """Render the card and write it to `output_dir/README.md`; returns the path."""
+    path = os.path.join(output_dir, "README.md")
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(render_model_card(info, config))
+    return path

@@ -1,0 +1,130 @@
+"""Description sets: reading the caption.py format, and the join by id (never by row order)."""
+
+import json
+import logging
+import random
+
+import datasets
+import pytest
+
+from dataset_scripts import DescriptionSetError, join_descriptions, load_description_set, load_emotion_dataset
+from dataset_scripts.writers import write_description_set
+from tests.fake_datasets import make_fake_emotic
+
+
+@pytest.fixture(scope="module")
+def emotic(tmp_path_factory):
+    root = tmp_path_factory.mktemp("emotic")
+    make_fake_emotic(root, csv=False)
+    cache = tmp_path_factory.mktemp("cache")
+    return root, cache, load_emotion_dataset("emotic", root, cache_dir=str(cache))
+
+
+def _rows_for(dataset, skip=(), status=None):
+    """One description per example naming its own id, so any misalignment shows."""
+    rows = []
+    for split, ds in dataset.items():
+        for example_id in ds["id"]:
+            if example_id in skip:
+                continue
+            rows.append(
+                {
+                    "id": example_id,
+                    "description": f"the person of {example_id} looks calm",
+                    "split": split,
+                    "status": (status or {}).get(example_id, "ok"),
+                }
+            )
+    random.Random(0).shuffle(rows)  # row order must not matter
+    return rows
+
+
+def test_round_trip_and_metadata(emotic, tmp_path):
+    _, _, dataset = emotic
+    out = write_description_set(
+        tmp_path / "set", _rows_for(dataset), {"model": "tiny-llava", "dataset": "emotic", "marking": "box"}
+    )
+    rows, meta = load_description_set(out)
+    assert meta["format"] == "emofusion-descriptions" and meta["model"] == "tiny-llava"
+    assert meta["splits"]["train"] == {"ok": 3, "error": 0, "flagged": 0}
+    assert len(rows) == sum(len(ds) for ds in dataset.values())
+    assert {"id", "description", "status", "reason", "split", "prompt", "num_tokens"} <= set(rows.column_names)
+    # The README's YAML configs let datasets read the folder directly.
+    direct = datasets.load_dataset(str(out), cache_dir=str(tmp_path / "hf_cache"))
+    assert set(direct) == set(dataset)
+    # One shard alone, metadata from the folder above.
+    shard = next((out / "data").glob("validation-*.parquet"))
+    rows_val, meta_val = load_description_set(shard)
+    assert meta_val["model"] == "tiny-llava" and set(rows_val["split"]) == {"validation"}
+
+
+def test_join_is_by_id_whatever_the_row_order(emotic, tmp_path):
+    _, _, dataset = emotic
+    rows, _ = load_description_set(write_description_set(tmp_path / "set", _rows_for(dataset)))
+    joined = join_descriptions(dataset, rows, on_missing="error")
+    for split, ds in joined.items():
+        assert len(ds) == len(dataset[split])
+        for example in ds:
+            assert example["description"] == f"the person of {example['id']} looks calm"
+    assert joined["train"].features["description"] == datasets.Value("string")
+
+
+def test_missing_ids_are_reported_and_handled(emotic, tmp_path, caplog):
+    _, _, dataset = emotic
+    missing = sorted(dataset["train"]["id"])[0]
+    errored = sorted(dataset["test"]["id"])[0]
+    rows = _rows_for(dataset, skip={missing}, status={errored: "error"})
+    rows = load_description_set(write_description_set(tmp_path / "set", rows))[0]
+
+    with caplog.at_level(logging.WARNING, logger="dataset_scripts"):
+        warned = join_descriptions(dataset, rows)
+    assert missing not in warned["train"]["id"] and errored not in warned["test"]["id"]
+    assert len(warned["train"]) == len(dataset["train"]) - 1 and len(warned["validation"]) == len(
+        dataset["validation"]
+    )
+    assert f"train: 1 of 3 examples have no description (e.g. ['{missing}'])" in caplog.text
+    assert f"test: 1 of 1 examples have no description (e.g. ['{errored}'])" in caplog.text
+    for example in warned["train"]:
+        assert example["description"].endswith(f"{example['id']} looks calm")
+
+    with pytest.raises(ValueError, match=r"train: 1 of 3 examples have no description"):
+        join_descriptions(dataset, rows, on_missing="error")
+
+    kept = join_descriptions(dataset, rows, on_missing="keep")
+    descriptions = dict(zip(kept["train"]["id"], kept["train"]["description"]))
+    assert descriptions[missing] == "" and len(kept["train"]) == len(dataset["train"])
+
+
+def test_flagged_rows_count_unless_excluded(emotic, tmp_path):
+    _, _, dataset = emotic
+    flagged = sorted(dataset["validation"]["id"])[0]
+    rows = load_description_set(
+        write_description_set(tmp_path / "set", _rows_for(dataset, status={flagged: "flagged"}))
+    )[0]
+    assert flagged in join_descriptions(dataset, rows)["validation"]["id"]
+    assert flagged not in join_descriptions(dataset, rows, use_flagged=False)["validation"]["id"]
+
+
+def test_load_emotion_dataset_joins_a_description_set(emotic, tmp_path):
+    root, cache, dataset = emotic
+    out = write_description_set(tmp_path / "set", _rows_for(dataset), {"dataset": "emotic"})
+    joined = load_emotion_dataset("emotic", root, descriptions=out, cache_dir=str(cache))
+    assert joined["test"][0]["description"] == f"the person of {joined['test'][0]['id']} looks calm"
+
+
+def test_malformed_sets_are_clear_errors(emotic, tmp_path):
+    _, _, dataset = emotic
+    rows = _rows_for(dataset)
+    out = write_description_set(tmp_path / "dup", rows + [dict(rows[0], split="extra")])
+    with pytest.raises(DescriptionSetError, match="1 id\\(s\\) appear more than once"):
+        load_description_set(out)
+    out = write_description_set(tmp_path / "fmt", rows)
+    meta = json.loads((out / "description_set.json").read_text())
+    (out / "description_set.json").write_text(json.dumps(dict(meta, format="something-else")))
+    with pytest.raises(DescriptionSetError, match="field 'format' is 'something-else'"):
+        load_description_set(out)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DescriptionSetError, match="expected .*description_set.json"):
+        load_description_set(tmp_path / "empty")
+    with pytest.raises(FileNotFoundError, match="no such folder or file, nor a Hub repo id"):
+        load_description_set(tmp_path / "nowhere" / "at" / "all")
