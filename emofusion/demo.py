@@ -19,6 +19,7 @@ synthetic: the numbers say nothing about accuracy on real photos.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -164,7 +165,10 @@ def train_model(
         "--report_to", "none",
         "--disable_tqdm", "false",
     ]  # fmt: skip
-    metrics = run_training(*parse_args(argv))
+    # The Trainer prints its metric tables; they go to stderr with the progress, so that stdout
+    # holds only the demo's own result table.
+    with contextlib.redirect_stdout(sys.stderr):
+        metrics = run_training(*parse_args(argv))
     # The checkpoint carries the pipeline code, so `pipeline(..., trust_remote_code=True)` loads it anywhere.
     save_pipeline_files(out)
     return metrics
