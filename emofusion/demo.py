@@ -28,8 +28,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from transformers.utils import logging as hf_logging
 
-logger = logging.getLogger(__name__)
+
+logger = hf_logging.get_logger(__name__)
 
 MODALITIES = ("vision", "text", "fusion")
 NOTICE = (
@@ -289,7 +291,8 @@ def run_demo(args: DemoArguments) -> dict:
 def main(argv: list[str] | None = None) -> int:
     from transformers import HfArgumentParser
 
-    (args,) = HfArgumentParser(DemoArguments).parse_args_into_dataclasses(args=argv)
+    parser = HfArgumentParser(DemoArguments, prog="emofusion demo", description=__doc__.splitlines()[0])
+    (args,) = parser.parse_args_into_dataclasses(args=argv)
     logging.basicConfig(format="%(message)s", level=logging.INFO, stream=sys.stderr)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing here downloads; fail loudly if something tried
     try:

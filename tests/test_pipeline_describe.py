@@ -78,3 +78,24 @@ def test_detected_people_get_generated_descriptions(setup):
     for subject in subjects:
         assert subject["description_source"] == "generated"
         assert subject["description"] == _expected(reference, image, subject["bbox"], labels)
+
+
+def test_clip_is_described_from_its_middle_frame(setup):
+    root, _, reference, _ = setup
+    model, processor = tiny_classifier(task="bold", seed=22, num_frames=4)
+    model.config.description_model = str(root / "tiny-llava")
+    model.config.description_generation = GENERATION
+    pipe = EmotionInContextPipeline(model=model, processor=processor, device=-1)
+    rng = np.random.default_rng(4)
+    frames = [Image.fromarray(rng.integers(0, 256, (72, 96, 3), dtype=np.uint8)) for _ in range(4)]
+    boxes = [[10 + t, 8, 50 + t, 70] for t in range(4)]  # one box per frame
+    (subject,) = pipe(frames=frames, bbox=boxes)
+    labels = list(model.config.id2label.values())
+    assert subject["description"] == _expected(reference, frames[2], [12.0, 8.0, 52.0, 70.0], labels)
+    assert subject["bbox"] == [10.0, 8.0, 53.0, 70.0]  # the union of the frame boxes
+    # A describer given to the call serves a model that records none.
+    model.config.description_model = None
+    with pytest.raises(ValueError, match="description_model is None"):
+        pipe(frames=frames, bbox=boxes)
+    (given,) = pipe(frames=frames, bbox=boxes, describer=reference)
+    assert given["description"] == subject["description"]
