@@ -140,7 +140,6 @@ def train_model(
 ) -> dict:
     """Train, calibrate and test one ablation through the real training code; return its metrics."""
     from emofusion.training import parse_args, run_training
-    from modeling_emofusion import save_pipeline_files
 
     argv = [
         "--model_name_or_path", str(init_dir),
@@ -170,10 +169,9 @@ def train_model(
     # The Trainer prints its metric tables; they go to stderr with the progress, so that stdout
     # holds only the demo's own result table.
     with contextlib.redirect_stdout(sys.stderr):
-        metrics = run_training(*parse_args(argv))
-    # The checkpoint carries the pipeline code, so `pipeline(..., trust_remote_code=True)` loads it anywhere.
-    save_pipeline_files(out)
-    return metrics
+        # The saved checkpoint carries the pipeline code (EmoFusionPreTrainedModel.save_pretrained),
+        # so `pipeline(..., trust_remote_code=True)` loads it anywhere.
+        return run_training(*parse_args(argv))
 
 
 # -- 3. the pipeline on a held-out photo -----------------------------------------------------------

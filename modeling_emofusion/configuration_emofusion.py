@@ -123,6 +123,9 @@ class EmoFusionConfig(PreTrainedConfig):
         if self.id2label is None and kwargs.get("num_labels") is None:
             self.id2label = dict(enumerate(EMOTIC_CATEGORIES))
         super().__post_init__(**kwargs)
+        if self.id2label is not None:
+            # JSON writers may reorder keys ("10" before "2"): keep label order = index order.
+            self.id2label = dict(sorted(self.id2label.items()))
         if self.id2label is not None and self.label2id is None:
             self.label2id = {name: index for index, name in self.id2label.items()}
         if not qformer_given:

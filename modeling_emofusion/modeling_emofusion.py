@@ -94,6 +94,16 @@ class EmoFusionPreTrainedModel(PreTrainedModel):
             if module.null_vision_token is not None:
                 init.normal_(module.null_vision_token, mean=0.0, std=std)
 
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """`PreTrainedModel.save_pretrained`, plus the "emotion-in-context" pipeline code and its
+        `custom_pipelines` entry, so that every saved or pushed checkpoint (the Trainer's too) loads
+        with `pipeline("emotion-in-context", model=dir, trust_remote_code=True)`."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if kwargs.get("is_main_process", True):
+            from .pipeline_emofusion import save_pipeline_files
+
+            save_pipeline_files(save_directory, self.config)
+
     @classmethod
     def from_pretrained_parts(
         cls,

@@ -124,7 +124,7 @@ def save_pipeline_files(save_directory: str | os.PathLike, config=None) -> list[
             saved = json.load(f)
         saved["custom_pipelines"] = pipeline_spec()
         with open(config_file, "w", encoding="utf-8") as f:
-            json.dump(saved, f, indent=2, sort_keys=True)
+            json.dump(saved, f, indent=2)  # keep the order (id2label reads in index order)
             f.write("\n")
     return custom_object_save(EmotionInContextPipeline, save_directory) or []
 

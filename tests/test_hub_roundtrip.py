@@ -38,7 +38,13 @@ def test_save_load_identical_logits_safetensors_only(saved):
     path, _, inputs, logits = saved
     files = set(os.listdir(path))
     assert "model.safetensors" in files and not any(f.endswith((".bin", ".pt", ".pkl")) for f in files)
-    assert {"configuration_emofusion.py", "modeling_emofusion.py", "processing_emofusion.py"} <= files
+    assert {
+        "configuration_emofusion.py",
+        "modeling_emofusion.py",
+        "processing_emofusion.py",
+        "pipeline_emofusion.py",
+    } <= files
+    assert "emotion-in-context" in json.loads((path / "config.json").read_text())["custom_pipelines"]
     reloaded = EmoFusionForEmotionClassification.from_pretrained(path).eval()
     with torch.no_grad():
         torch.testing.assert_close(reloaded(**inputs).logits, logits)

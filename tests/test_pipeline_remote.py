@@ -14,7 +14,7 @@ from transformers import pipeline
 
 import modeling_emofusion  # noqa: F401
 from emofusion.testing import tiny_classifier
-from modeling_emofusion import EmoFusionProcessor, save_pipeline_files
+from modeling_emofusion import EmoFusionProcessor
 
 
 SCRIPT = textwrap.dedent(
@@ -33,12 +33,12 @@ SCRIPT = textwrap.dedent(
 
 
 def test_remote_code_pipeline_without_emofusion(tmp_path):
-    # A checkpoint saved the way training saves it: model + processor, then the pipeline files.
+    # A checkpoint saved the way training saves it: model.save_pretrained writes the pipeline code too.
     model, processor = tiny_classifier(task="emotic", seed=7)
     checkpoint = tmp_path / "checkpoint"
     model.save_pretrained(checkpoint)
     processor.save_pretrained(checkpoint)
-    save_pipeline_files(checkpoint, model.config)
+    assert (checkpoint / "pipeline_emofusion.py").is_file()
     assert model.config.custom_pipelines["emotion-in-context"]["pt"] == ["AutoModelForImageClassification"]
 
     image_path = tmp_path / "photo.png"
