@@ -66,6 +66,15 @@ def _check_finite(array: np.ndarray, name: str) -> None:
         raise ValueError(f"{name} holds NaN or infinite values; scores and labels must be finite numbers.")
 
 
+def _score_arrays(y_true, y_score, finite: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """References and scores as (num_samples, num_classes) float arrays of one shape; scores finite unless told."""
+    y_true, y_score = _as_2d(y_true, "references"), _as_2d(y_score, "predictions")
+    _check_same_shape(y_true, y_score)
+    if finite:
+        _check_finite(y_score, "predictions")
+    return y_true, y_score
+
+
 def mean_of_defined(values: dict[str, float | None], what: str) -> float | None:
     """Mean of the values that are not None; warn naming the classes left out.
 
@@ -103,9 +112,7 @@ def average_precision_per_class(y_true, y_score, label_names: Sequence[str] | No
     >>> average_precision_per_class([[1, 0], [0, 0], [1, 0]], [[0.1, 0.2], [0.3, 0.3], [0.4, 0.1]], ["a", "b"])
     {'a': 0.8333333333333333, 'b': None}
     """
-    y_true, y_score = _as_2d(y_true, "references"), _as_2d(y_score, "predictions")
-    _check_same_shape(y_true, y_score)
-    _check_finite(y_score, "predictions")
+    y_true, y_score = _score_arrays(y_true, y_score)
     names = _names(label_names, y_true.shape[1])
     result: dict[str, float | None] = {}
     for j, name in enumerate(names):
@@ -148,9 +155,7 @@ def voc11_average_precision_per_class(
     y_true, y_score, label_names: Sequence[str] | None = None
 ) -> dict[str, float | None]:
     """`voc11_average_precision` of every column; None for a class without positives."""
-    y_true, y_score = _as_2d(y_true, "references"), _as_2d(y_score, "predictions")
-    _check_same_shape(y_true, y_score)
-    _check_finite(y_score, "predictions")
+    y_true, y_score = _score_arrays(y_true, y_score)
     names = _names(label_names, y_true.shape[1])
     return {name: voc11_average_precision(y_true[:, j], y_score[:, j]) for j, name in enumerate(names)}
 
@@ -161,9 +166,7 @@ def roc_auc_per_class(y_true, y_score, label_names: Sequence[str] | None = None)
     >>> roc_auc_per_class([[1, 1], [0, 1], [1, 1]], [[0.9, 0.2], [0.3, 0.3], [0.4, 0.1]], ["a", "b"])
     {'a': 1.0, 'b': None}
     """
-    y_true, y_score = _as_2d(y_true, "references"), _as_2d(y_score, "predictions")
-    _check_same_shape(y_true, y_score)
-    _check_finite(y_score, "predictions")
+    y_true, y_score = _score_arrays(y_true, y_score)
     names = _names(label_names, y_true.shape[1])
     result: dict[str, float | None] = {}
     for j, name in enumerate(names):
@@ -182,8 +185,7 @@ def f1_at_thresholds(y_true, y_score, thresholds, label_names: Sequence[str] | N
     >>> f1_at_thresholds([[1, 0, 0], [0, 0, 0]], [[0.9, 0.1, 0.7], [0.6, 0.2, 0.1]], 0.5, ["a", "b", "c"])
     {'a': 0.6666666666666666, 'b': None, 'c': 0.0}
     """
-    y_true, y_score = _as_2d(y_true, "references"), _as_2d(y_score, "predictions")
-    _check_same_shape(y_true, y_score)
+    y_true, y_score = _score_arrays(y_true, y_score, finite=False)
     thresholds = np.broadcast_to(np.asarray(thresholds, dtype=np.float64), (y_true.shape[1],))
     names = _names(label_names, y_true.shape[1])
     positives = y_true > 0
@@ -204,9 +206,7 @@ def calibrate_thresholds(y_true, y_score, default: float = DEFAULT_DECISION_THRE
     >>> calibrate_thresholds([[1, 0], [1, 0], [0, 0]], [[0.9, 0.4], [0.6, 0.2], [0.3, 0.1]])
     [0.6, 0.5]
     """
-    y_true, y_score = _as_2d(y_true, "references"), _as_2d(y_score, "predictions")
-    _check_same_shape(y_true, y_score)
-    _check_finite(y_score, "predictions")
+    y_true, y_score = _score_arrays(y_true, y_score)
     thresholds = []
     for j in range(y_true.shape[1]):
         positives = y_true[:, j] > 0
