@@ -56,6 +56,7 @@ from .common import (
     EmotionDatasetBuilder,
     box_feature,
     clip_box_or_reason,
+    dataset_root,
     make_id,
     multi_hot_feature,
     probe_image,
@@ -266,7 +267,7 @@ class Emotic(EmotionDatasetBuilder):
 
     @classmethod
     def _source_files(cls, data_dir: str) -> list[str]:
-        root = Path(data_dir)
+        root = dataset_root(data_dir)
         return [str(root / "Annotations" / n) for n in MAT_NAMES] + [
             str(root / "emotic_pre" / f"{s}.csv") for s in SPLITS
         ]
@@ -295,7 +296,7 @@ class Emotic(EmotionDatasetBuilder):
     # -- layout ---------------------------------------------------------------------------------
 
     def _root(self) -> Path:
-        root = Path(self.config.data_dir).expanduser().resolve()
+        root = dataset_root(self.config.data_dir)
         if not root.is_dir():
             raise DatasetLayoutError(f"EMOTIC data_dir {root} does not exist.")
         return root
@@ -360,6 +361,7 @@ class Emotic(EmotionDatasetBuilder):
             datasets.SplitGenerator(
                 name=SPLITS[split],
                 gen_kwargs={
+                    "split_name": str(SPLITS[split]),
                     "split": split,
                     "form": form,
                     "mat_path": mat_path,
@@ -372,16 +374,13 @@ class Emotic(EmotionDatasetBuilder):
 
     # -- examples -------------------------------------------------------------------------------
 
-    def _generate_examples(self, split: str, form: str, mat_path, csv_path, root: Path):
-        log = self._new_bad_sample_log(str(SPLITS[split]))
+    def _examples(self, log: BadSampleLog, split: str, form: str, mat_path, csv_path, root: Path):
         resolver = _ImageResolver(root / "emotic", mat_path or csv_path, self.config.verify_images)
         rows = self._mat_rows(mat_path, split) if form == "mat" else self._csv_rows(csv_path, mat_path, split)
         for example_id, folder, filename, person, database in rows:
             example = self._example(log, resolver, example_id, folder, filename, person, database)
             if example is not None:
-                log.kept += 1
                 yield example_id, example
-        self._finish_split(log)
 
     def _mat_rows(self, mat_path: Path, split: str):
         for image in _iter_mat_images(mat_path, split):
