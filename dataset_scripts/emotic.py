@@ -37,7 +37,7 @@ import math
 import os
 import re
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -246,11 +246,16 @@ def _literal(cell: str, where: str):
         raise AnnotationFormatError(f"{where}: cannot parse {cell!r} as a Python literal ({err}).") from None
 
 
-def _baseline_box(bbox: list[float], image_size: tuple[float, float]) -> tuple[int, ...]:
+def baseline_csv_box(bbox: Sequence[float], image_size: tuple[float, float]) -> list[int]:
+    """The box as the public baseline's preprocessing writes it to emotic_pre: clipped to the image, then int().
+
+    >>> baseline_csv_box([-3.5, 2.7, 70.2, 40.9], (64, 48))
+    [0, 2, 64, 40]
+    """
     width, height = image_size
-    x1, y1, x2, y2 = bbox
+    x1, y1, x2, y2 = (float(v) for v in bbox)
     clip = (min(width, max(0, x1)), min(height, max(0, y1)), min(width, max(0, x2)), min(height, max(0, y2)))
-    return tuple(int(v) for v in clip)
+    return [int(v) for v in clip]
 
 
 class Emotic(EmotionDatasetBuilder):
@@ -504,7 +509,7 @@ class _MatMatcher:
             if image.size is not None:
                 for person in image.persons:
                     if all(math.isfinite(v) for v in person.bbox) and len(person.bbox) == 4:
-                        box = _baseline_box(person.bbox, image.size)
+                        box = tuple(baseline_csv_box(person.bbox, image.size))
                         persons.append((person.index, box, person.num_annotators))
             self.images[(image.folder, image.filename)] = (image.source_database, persons)
         self.used: set[tuple[str, str, int]] = set()
