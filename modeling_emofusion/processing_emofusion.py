@@ -158,7 +158,7 @@ class EmoFusionProcessor(ProcessorMixin):
             data["pixel_values"] = self._pixels(marked)
         else:
             clips = [videos] if self._is_clip(videos) else list(videos)
-            boxes = self._per_sample_boxes(bbox, len(clips), clips=clips)
+            boxes = self._per_sample_boxes(bbox, len(clips))
             data.update(self._clip_pixels(clips, boxes))
         if text is not None:
             texts = [text] if isinstance(text, str) else list(text)
@@ -191,7 +191,7 @@ class EmoFusionProcessor(ProcessorMixin):
         return [float(v) for v in box]
 
     @staticmethod
-    def _per_sample_boxes(bbox, num_samples: int, clips=None) -> list:
+    def _per_sample_boxes(bbox, num_samples: int) -> list:
         if bbox is None:
             return [None] * num_samples
         if isinstance(bbox, (np.ndarray, torch.Tensor)) and bbox.ndim >= 2:

@@ -150,7 +150,7 @@ def load_data(data_args: DataArguments, seed: int, do_train: bool, do_eval: bool
     )
 
 
-def check_columns(split: datasets.Dataset, name: str, task: str, label_column: str, needs_text: bool) -> None:
+def check_columns(split: datasets.Dataset, name: str, task: str, needs_text: bool) -> None:
     """A clear error when a split lacks what training needs (pictures, box, labels, descriptions)."""
     columns = set(split.column_names)
     picture = "frames" if "frames" in columns else "image"
