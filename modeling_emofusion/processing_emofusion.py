@@ -165,8 +165,9 @@ class EmoFusionProcessor(ProcessorMixin):
             num_samples = data["pixel_values"].shape[0]
             if len(texts) != num_samples:
                 raise ValueError(f"Got {len(texts)} descriptions for {num_samples} samples: pass one per sample.")
-            if not all(isinstance(t, str) for t in texts):
-                raise TypeError("text: expected a string (the description) per sample.")
+            for i, t in enumerate(texts):
+                if not isinstance(t, str):
+                    raise TypeError(f"text[{i}]: expected a string (the description), got {type(t).__name__}.")
             encoded = self.tokenizer(
                 texts, padding=True, truncation=True, max_length=self.max_text_length, return_tensors="pt"
             )

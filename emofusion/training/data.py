@@ -115,7 +115,7 @@ def prepare_splits(
         if wanted[role] and split is None:
             raise ValueError(
                 f"{data_args.dataset}: no {role} split (available: {sorted(dataset)}); set "
-                f"--{role if role != 'validation' else 'validation'}_split to one of them."
+                f"--{role}_split to one of them."
             )
     splits["train"] = _truncate(splits["train"], data_args.max_train_samples)
     splits["validation"] = _truncate(splits["validation"], data_args.max_eval_samples)

@@ -179,7 +179,10 @@ def run_training(
         if split is not None:
             check_columns(split, role, task, needs_text)
     if do_train and not has_labels(loaded.train, data_args.label_column):
-        raise ValueError(f"The train split has no {data_args.label_column!r} targets.")
+        raise ValueError(
+            f"{task}: the train split {data_args.train_split!r} has no {data_args.label_column!r} targets "
+            "(--label_column names the target column)."
+        )
     with_vad = config.num_vad > 0 and all(
         "vad" in split.column_names for split in splits.values() if split is not None
     )
