@@ -21,6 +21,7 @@ import hashlib
 import json
 import math
 import os
+import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -246,8 +247,6 @@ class EmotionDatasetBuilder(datasets.GeneratorBasedBuilder):
         if data_dir is None:
             raise ValueError(f"{type(self).__name__} needs data_dir=<folder holding the {self.DATASET} files>.")
         if kwargs.get("hash") is None:
-            import sys
-
             module_file = sys.modules[type(self).__module__].__file__
             kwargs["hash"] = fingerprint_files(self._source_files(data_dir), source_code_hash(module_file))
         self._bad_sample_reports: dict[str, dict] = {}
