@@ -53,11 +53,13 @@ from .bold_frames import (
 )
 from .common import (
     AnnotationFormatError,
+    BadSampleLog,
     DatasetLayoutError,
     EmotionBuilderConfig,
     EmotionDatasetBuilder,
     box_feature,
     clip_box_or_reason,
+    dataset_root,
     make_id,
     multi_hot_feature,
     safe_join,
@@ -132,8 +134,7 @@ class Bold(EmotionDatasetBuilder):
 
     @classmethod
     def _source_files(cls, data_dir: str) -> list[str]:
-        root = Path(data_dir)
-        root = root / "BOLD_public" if (root / "BOLD_public").is_dir() else root
+        root = dataset_root(data_dir, "BOLD_public")
         return [str(root / "annotations" / name) for name, _ in SPLITS.values()]
 
     def _info(self) -> datasets.DatasetInfo:
@@ -163,9 +164,7 @@ class Bold(EmotionDatasetBuilder):
         )
 
     def _root(self) -> Path:
-        root = Path(self.config.data_dir).expanduser().resolve()
-        if (root / "BOLD_public").is_dir():
-            root = root / "BOLD_public"
+        root = dataset_root(self.config.data_dir, "BOLD_public")
         if not (root / "annotations").is_dir():
             raise DatasetLayoutError(
                 f"BoLD: expected {root}/annotations/{{train.csv,val.csv,test_meta.csv}} (data_dir is BOLD_public "
@@ -197,7 +196,10 @@ class Bold(EmotionDatasetBuilder):
             if split not in present:
                 logger.warning("BoLD: no %s in %s; building the other splits.", SPLITS[split][0], root / "annotations")
         return [
-            datasets.SplitGenerator(name=SPLITS[s][1], gen_kwargs={"split": s, "csv_path": p, "root": root})
+            datasets.SplitGenerator(
+                name=SPLITS[s][1],
+                gen_kwargs={"split_name": str(SPLITS[s][1]), "split": s, "csv_path": p, "root": root},
+            )
             for s, p in present.items()
         ]
 
@@ -215,8 +217,7 @@ class Bold(EmotionDatasetBuilder):
                     )
                 yield line, row
 
-    def _generate_examples(self, split: str, csv_path: Path, root: Path):
-        log = self._new_bad_sample_log(str(SPLITS[split][1]))
+    def _examples(self, log: BadSampleLog, split: str, csv_path: Path, root: Path):
         joints_cache: tuple[Path, object] | None = None
         seen: set[str] = set()
         for line, row in self._read_rows(csv_path, split):
@@ -294,9 +295,7 @@ class Bold(EmotionDatasetBuilder):
                     ],
                 }
             )
-            log.kept += 1
             yield example_id, example
-        self._finish_split(log)
 
     def _labels_and_metadata(self, row: list[str], where: str, labelled: bool) -> dict | str:
         """The label and metadata columns, or the reason the example is bad."""

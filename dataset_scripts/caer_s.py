@@ -42,11 +42,13 @@ from modeling_emofusion.labels import CAER_S_CLASSES, CAER_S_FOLDER_ALIASES
 from .common import (
     IMAGE_EXTENSIONS,
     AnnotationFormatError,
+    BadSampleLog,
     DatasetLayoutError,
     EmotionBuilderConfig,
     EmotionDatasetBuilder,
     box_feature,
     clip_box_or_reason,
+    dataset_root,
     make_id,
     probe_image,
     safe_join,
@@ -104,8 +106,7 @@ class CaerS(EmotionDatasetBuilder):
     @classmethod
     def _source_files(cls, data_dir: str) -> list[str]:
         # The folder listing is CAER-S's annotation: a folder's mtime changes when files come or go.
-        root = Path(data_dir)
-        root = root / "CAER-S" if (root / "CAER-S").is_dir() else root
+        root = dataset_root(data_dir, "CAER-S")
         folders = [root]
         for split in ORIGINAL_SPLITS:
             for base in (root / split, root / split / split):
@@ -130,9 +131,7 @@ class CaerS(EmotionDatasetBuilder):
         )
 
     def _root(self) -> Path:
-        root = Path(self.config.data_dir).expanduser().resolve()
-        if (root / "CAER-S").is_dir():
-            root = root / "CAER-S"
+        root = dataset_root(self.config.data_dir, "CAER-S")
         if not root.is_dir():
             raise DatasetLayoutError(f"CAER-S data_dir {root} does not exist.")
         return root
@@ -196,7 +195,8 @@ class CaerS(EmotionDatasetBuilder):
 
     def _generator(self, name, original_split, files, boxes) -> datasets.SplitGenerator:
         return datasets.SplitGenerator(
-            name=name, gen_kwargs={"original_split": original_split, "files": files, "boxes": boxes, "name": str(name)}
+            name=name,
+            gen_kwargs={"split_name": str(name), "original_split": original_split, "files": files, "boxes": boxes},
         )
 
     def _carve_validation(self, files: list, fraction: float) -> tuple[list, list]:
@@ -214,7 +214,7 @@ class CaerS(EmotionDatasetBuilder):
 
     def _read_face_boxes(self, root: Path) -> dict[str, tuple[int, list[float]]]:
         path = Path(self.config.face_boxes_file).expanduser()
-        path = path if path.is_absolute() else Path(self.config.data_dir).expanduser().resolve() / path
+        path = path if path.is_absolute() else dataset_root(self.config.data_dir) / path
         if not path.is_file():
             raise DatasetLayoutError(f"CAER-S: face_boxes_file {path} does not exist.")
         boxes = {}
@@ -240,8 +240,7 @@ class CaerS(EmotionDatasetBuilder):
         logger.info("CAER-S: %d face boxes read from %s.", len(boxes), path)
         return boxes
 
-    def _generate_examples(self, original_split: str, files: list, boxes: dict, name: str):
-        log = self._new_bad_sample_log(name)
+    def _examples(self, log: BadSampleLog, original_split: str, files: list, boxes: dict):
         label_mismatches = 0
         for base, folder, filename in files:
             relpath = f"{original_split}/{folder}/{filename}"
@@ -263,7 +262,6 @@ class CaerS(EmotionDatasetBuilder):
                 if reason is not None:
                     log.skip(path, reason, example_id)
                     continue
-            log.kept += 1
             yield (
                 example_id,
                 {
@@ -278,7 +276,6 @@ class CaerS(EmotionDatasetBuilder):
         if label_mismatches:
             logger.warning(
                 "CAER-S %s: %d face-box lines give a label other than their folder's class; the folder wins.",
-                name,
+                log.split,
                 label_mismatches,
             )
-        self._finish_split(log)

@@ -21,8 +21,9 @@ import hashlib
 import json
 import math
 import os
+import sys
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,6 +102,12 @@ def make_id(split: str, relative_path: str, person: str | int | None = None) -> 
         return base
     person = str(person)
     return f"{base}#{person}" if person[:1].isalpha() else f"{base}#p{person}"
+
+
+def dataset_root(data_dir: str | os.PathLike, nested: str | None = None) -> Path:
+    """`data_dir` made absolute, or its `nested` folder (`"CAER-S"`, `"BOLD_public"`) where it holds one."""
+    root = Path(data_dir).expanduser().resolve()
+    return root / nested if nested is not None and (root / nested).is_dir() else root
 
 
 def safe_join(root: str | os.PathLike, relative: str, *, source: str, field: str) -> str:
@@ -227,8 +234,9 @@ class EmotionDatasetBuilder(datasets.GeneratorBasedBuilder):
     """Base of the three builders: cache fingerprinting and the bad-sample report.
 
     Subclasses set `DATASET` and implement `_source_files(data_dir)` (the annotation files whose
-    change must rebuild the cache), `_info`, `_split_generators` and `_generate_examples`, and
-    call `self._new_bad_sample_log(split)` / `self._finish_split(log)` around each split.
+    change must rebuild the cache), `_info`, `_split_generators` (whose `gen_kwargs` hold the
+    split's `split_name`) and `_examples(log, **gen_kwargs)`, which yields `(key, example)` for the
+    good samples and passes the bad ones to `log.skip`.
     """
 
     BUILDER_CONFIG_CLASS = EmotionBuilderConfig
@@ -239,8 +247,6 @@ class EmotionDatasetBuilder(datasets.GeneratorBasedBuilder):
         if data_dir is None:
             raise ValueError(f"{type(self).__name__} needs data_dir=<folder holding the {self.DATASET} files>.")
         if kwargs.get("hash") is None:
-            import sys
-
             module_file = sys.modules[type(self).__module__].__file__
             kwargs["hash"] = fingerprint_files(self._source_files(data_dir), source_code_hash(module_file))
         self._bad_sample_reports: dict[str, dict] = {}
@@ -250,11 +256,16 @@ class EmotionDatasetBuilder(datasets.GeneratorBasedBuilder):
     def _source_files(cls, data_dir: str) -> list[str]:
         return []
 
-    def _new_bad_sample_log(self, split: str) -> BadSampleLog:
-        return BadSampleLog(self.DATASET, split, strict=self.config.strict)
+    def _examples(self, log: BadSampleLog, **gen_kwargs) -> Iterator[tuple[str, dict]]:
+        raise NotImplementedError
 
-    def _finish_split(self, log: BadSampleLog) -> None:
-        self._bad_sample_reports[log.split] = log.summary()
+    def _generate_examples(self, split_name: str, **gen_kwargs) -> Iterator[tuple[str, dict]]:
+        """The split's good examples, counted; the bad ones end in the split's bad-sample report."""
+        log = BadSampleLog(self.DATASET, split_name, strict=self.config.strict)
+        for key, example in self._examples(log, **gen_kwargs):
+            log.kept += 1
+            yield key, example
+        self._bad_sample_reports[split_name] = log.summary()
 
     def _prepare_split(self, *args, **kwargs):
         try:

@@ -26,6 +26,8 @@ from collections import Counter
 from pathlib import Path
 
 import datasets
+import pyarrow as pa
+import pyarrow.parquet as pq
 from datasets.utils import logging
 
 
@@ -36,6 +38,18 @@ DESCRIPTION_SET_VERSION = 1
 METADATA_FILE = "description_set.json"
 REQUIRED_COLUMNS = ("id", "description", "status")
 STATUSES = ("ok", "error", "flagged")
+# The columns of a description shard, as caption.py writes them.
+ROW_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("description", pa.string()),
+        ("status", pa.string()),
+        ("reason", pa.string()),
+        ("split", pa.string()),
+        ("prompt", pa.string()),
+        ("num_tokens", pa.int64()),
+    ]
+)
 ON_MISSING = ("warn", "error", "keep")
 _REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
@@ -62,9 +76,6 @@ def _read_metadata(path: Path) -> dict:
 
 
 def _read_rows(files: list[Path]) -> datasets.Dataset:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     tables = []
     for file in files:
         try:

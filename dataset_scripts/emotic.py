@@ -37,7 +37,7 @@ import math
 import os
 import re
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +56,7 @@ from .common import (
     EmotionDatasetBuilder,
     box_feature,
     clip_box_or_reason,
+    dataset_root,
     make_id,
     multi_hot_feature,
     probe_image,
@@ -245,11 +246,16 @@ def _literal(cell: str, where: str):
         raise AnnotationFormatError(f"{where}: cannot parse {cell!r} as a Python literal ({err}).") from None
 
 
-def _baseline_box(bbox: list[float], image_size: tuple[float, float]) -> tuple[int, ...]:
+def baseline_csv_box(bbox: Sequence[float], image_size: tuple[float, float]) -> list[int]:
+    """The box as the public baseline's preprocessing writes it to emotic_pre: clipped to the image, then int().
+
+    >>> baseline_csv_box([-3.5, 2.7, 70.2, 40.9], (64, 48))
+    [0, 2, 64, 40]
+    """
     width, height = image_size
-    x1, y1, x2, y2 = bbox
+    x1, y1, x2, y2 = (float(v) for v in bbox)
     clip = (min(width, max(0, x1)), min(height, max(0, y1)), min(width, max(0, x2)), min(height, max(0, y2)))
-    return tuple(int(v) for v in clip)
+    return [int(v) for v in clip]
 
 
 class Emotic(EmotionDatasetBuilder):
@@ -266,7 +272,7 @@ class Emotic(EmotionDatasetBuilder):
 
     @classmethod
     def _source_files(cls, data_dir: str) -> list[str]:
-        root = Path(data_dir)
+        root = dataset_root(data_dir)
         return [str(root / "Annotations" / n) for n in MAT_NAMES] + [
             str(root / "emotic_pre" / f"{s}.csv") for s in SPLITS
         ]
@@ -295,7 +301,7 @@ class Emotic(EmotionDatasetBuilder):
     # -- layout ---------------------------------------------------------------------------------
 
     def _root(self) -> Path:
-        root = Path(self.config.data_dir).expanduser().resolve()
+        root = dataset_root(self.config.data_dir)
         if not root.is_dir():
             raise DatasetLayoutError(f"EMOTIC data_dir {root} does not exist.")
         return root
@@ -360,6 +366,7 @@ class Emotic(EmotionDatasetBuilder):
             datasets.SplitGenerator(
                 name=SPLITS[split],
                 gen_kwargs={
+                    "split_name": str(SPLITS[split]),
                     "split": split,
                     "form": form,
                     "mat_path": mat_path,
@@ -372,16 +379,13 @@ class Emotic(EmotionDatasetBuilder):
 
     # -- examples -------------------------------------------------------------------------------
 
-    def _generate_examples(self, split: str, form: str, mat_path, csv_path, root: Path):
-        log = self._new_bad_sample_log(str(SPLITS[split]))
+    def _examples(self, log: BadSampleLog, split: str, form: str, mat_path, csv_path, root: Path):
         resolver = _ImageResolver(root / "emotic", mat_path or csv_path, self.config.verify_images)
         rows = self._mat_rows(mat_path, split) if form == "mat" else self._csv_rows(csv_path, mat_path, split)
         for example_id, folder, filename, person, database in rows:
             example = self._example(log, resolver, example_id, folder, filename, person, database)
             if example is not None:
-                log.kept += 1
                 yield example_id, example
-        self._finish_split(log)
 
     def _mat_rows(self, mat_path: Path, split: str):
         for image in _iter_mat_images(mat_path, split):
@@ -505,7 +509,7 @@ class _MatMatcher:
             if image.size is not None:
                 for person in image.persons:
                     if all(math.isfinite(v) for v in person.bbox) and len(person.bbox) == 4:
-                        box = _baseline_box(person.bbox, image.size)
+                        box = tuple(baseline_csv_box(person.bbox, image.size))
                         persons.append((person.index, box, person.num_annotators))
             self.images[(image.folder, image.filename)] = (image.source_database, persons)
         self.used: set[tuple[str, str, int]] = set()

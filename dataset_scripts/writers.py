@@ -33,6 +33,9 @@ from PIL import Image
 
 from modeling_emofusion.labels import BOLD_CSV_CATEGORIES
 
+from .descriptions import DESCRIPTION_SET_FORMAT, DESCRIPTION_SET_VERSION, METADATA_FILE, ROW_SCHEMA, STATUSES
+from .emotic import CSV_HEADER, baseline_csv_box
+
 
 NAN = float("nan")
 
@@ -214,31 +217,6 @@ def write_emotic_mat(
     return path
 
 
-EMOTIC_CSV_HEADER = (
-    "Index",
-    "Folder",
-    "Filename",
-    "Image Size",
-    "BBox",
-    "Categorical_Labels",
-    "Continuous_Labels",
-    "Gender",
-    "Age",
-)
-
-
-def emotic_csv_box(bbox: Sequence[float], image_size: tuple[int, int]) -> list[int]:
-    """The box as the public baseline's preprocessing writes it: clipped to the image, then int()."""
-    width, height = image_size
-    x1, y1, x2, y2 = (float(v) for v in bbox)
-    return [
-        int(min(width, max(0, x1))),
-        int(min(height, max(0, y1))),
-        int(min(width, max(0, x2))),
-        int(min(height, max(0, y2))),
-    ]
-
-
 def write_emotic_csv(
     root: str | os.PathLike, splits: Mapping[str, Sequence[EmoticImage | Mapping]], *, csv_dir: str = "emotic_pre"
 ) -> dict[str, Path]:
@@ -264,7 +242,7 @@ def write_emotic_csv(
         path = root / f"{split}.csv"
         with open(path, "w", newline="") as handle:
             writer = csv.writer(handle, delimiter=",", dialect="excel")
-            writer.writerow(EMOTIC_CSV_HEADER)
+            writer.writerow(CSV_HEADER)
             index = 0
             for record in images:
                 for person in record.persons:
@@ -277,7 +255,7 @@ def write_emotic_csv(
                             record.folder,
                             record.filename,
                             [int(record.image_size[0]), int(record.image_size[1])],
-                            emotic_csv_box(person.bbox, record.image_size),
+                            baseline_csv_box(person.bbox, record.image_size),
                             [c if isinstance(c, str) else float(c) for c in person.categories],
                             [float(v) for v in person.vad],
                             person.gender,
@@ -494,17 +472,6 @@ def write_description_set(
 
     out = Path(out_dir)
     (out / "data").mkdir(parents=True, exist_ok=True)
-    schema = pa.schema(
-        [
-            ("id", pa.string()),
-            ("description", pa.string()),
-            ("status", pa.string()),
-            ("reason", pa.string()),
-            ("split", pa.string()),
-            ("prompt", pa.string()),
-            ("num_tokens", pa.int64()),
-        ]
-    )
     by_split: dict[str, list[dict]] = {}
     for row in rows:
         description = row.get("description", "")
@@ -520,14 +487,12 @@ def write_description_set(
         by_split.setdefault(full["split"], []).append(full)
     counts = {}
     for split, split_rows in by_split.items():
-        table = pa.Table.from_pylist(split_rows, schema=schema)
+        table = pa.Table.from_pylist(split_rows, schema=ROW_SCHEMA)
         pq.write_table(table, out / "data" / f"{split}-00000-of-00001.parquet")
-        counts[split] = {
-            status: sum(r["status"] == status for r in split_rows) for status in ("ok", "error", "flagged")
-        }
+        counts[split] = {status: sum(r["status"] == status for r in split_rows) for status in STATUSES}
     meta = {
-        "format": "emofusion-descriptions",
-        "version": 1,
+        "format": DESCRIPTION_SET_FORMAT,
+        "version": DESCRIPTION_SET_VERSION,
         "model": "",
         "revision": None,
         "backend": "transformers",
@@ -538,7 +503,7 @@ def write_description_set(
         **dict(metadata or {}),
         "splits": counts,
     }
-    (out / "description_set.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    (out / METADATA_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
     configs = "\n".join(f"  - split: {s}\n    path: data/{s}-*.parquet" for s in by_split)
     (out / "README.md").write_text(
         f"---\nconfigs:\n- config_name: default\n  data_files:\n{configs}\n---\n\n"

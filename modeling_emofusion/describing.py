@@ -114,7 +114,8 @@ def default_device() -> torch.device:
 class Describer:
     """What every describing backend shares: subject marking, prompt filling and the chat template.
 
-    Subclasses implement `describe(images, bboxes, prompt, class_names) -> list[Description]`.
+    `describe` marks the subjects and fills the prompts; subclasses implement
+    `generate(marked_images, prompts) -> list[Description]`.
     """
 
     def __init__(
@@ -190,7 +191,27 @@ class Describer:
         prompt: str | Sequence[str] | None = None,
         class_names: Sequence[str] | None = None,
     ) -> list[Description]:
+        """Describe the subject of each image.
+
+        Args:
+            images: PIL images.
+            bboxes: one `[x1, y1, x2, y2]` pixel box or None per image; None marks nothing.
+            prompt: a template (`DEFAULT_PROMPT_TEMPLATE` when None) or filled text, or one a subject.
+            class_names: fills `<class_names>` in the template (e.g. `EMOTIC_CATEGORIES`).
+        """
+        marked, prompts = self.prepare(images, bboxes, prompt, class_names)
+        if not marked:
+            return []
+        return self.generate(marked, prompts)
+
+    def generate(self, marked_images: list[Image.Image], prompts: list[str]) -> list[Description]:
+        """One `Description` per marked image and filled prompt: what each backend implements."""
         raise NotImplementedError
+
+
+def eos_id_set(eos: int | Sequence[int] | None) -> set[int]:
+    """The end-of-sequence ids as a set, from one id or a list of them (as generation configs hold them)."""
+    return set(eos if isinstance(eos, (list, tuple)) else [eos])
 
 
 class TransformersDescriber(Describer):
@@ -230,7 +251,7 @@ class TransformersDescriber(Describer):
         eos = self.generation_kwargs.get("eos_token_id", model.generation_config.eos_token_id)
         if eos is None:
             eos = tokenizer.eos_token_id
-        self._eos_ids = set(eos if isinstance(eos, (list, tuple)) else [eos])
+        self._eos_ids = eos_id_set(eos)
 
     @classmethod
     def from_pretrained(
@@ -287,25 +308,9 @@ class TransformersDescriber(Describer):
         return inputs.to(self.device, dtype=self.dtype)
 
     @torch.inference_mode()
-    def describe(
-        self,
-        images: Sequence[Image.Image],
-        bboxes: Sequence[Sequence[float] | None] | None = None,
-        prompt: str | Sequence[str] | None = None,
-        class_names: Sequence[str] | None = None,
-    ) -> list[Description]:
-        """Describe the subject of each image, all in one batch.
-
-        Args:
-            images: PIL images.
-            bboxes: one `[x1, y1, x2, y2]` pixel box or None per image; None marks nothing.
-            prompt: a template (`DEFAULT_PROMPT_TEMPLATE` when None) or filled text, or one a subject.
-            class_names: fills `<class_names>` in the template (e.g. `EMOTIC_CATEGORIES`).
-        """
-        marked, prompts = self.prepare(images, bboxes, prompt, class_names)
-        if not marked:
-            return []
-        inputs = self.build_inputs(marked, prompts)
+    def generate(self, marked_images: list[Image.Image], prompts: list[str]) -> list[Description]:
+        """Generate for all the marked images in one left-padded batch."""
+        inputs = self.build_inputs(marked_images, prompts)
         kwargs = {"pad_token_id": self.processor.tokenizer.pad_token_id, **self.generation_kwargs}
         output = self.model.generate(**inputs, **kwargs)
         new_tokens = output[:, inputs["input_ids"].shape[1] :].tolist()

@@ -20,7 +20,7 @@ docstring); `config.decision_thresholds` stores them and the pipeline applies th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from sklearn.metrics import average_precision_score, f1_score, precision_recall_fscore_support, r2_score, roc_auc_score
@@ -66,6 +66,28 @@ def _check_finite(array: np.ndarray, name: str) -> None:
         raise ValueError(f"{name} holds NaN or infinite values; scores and labels must be finite numbers.")
 
 
+def _score_arrays(y_true, y_score, finite: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """References and scores as (num_samples, num_classes) float arrays of one shape; scores finite unless told."""
+    y_true, y_score = _as_2d(y_true, "references"), _as_2d(y_score, "predictions")
+    _check_same_shape(y_true, y_score)
+    if finite:
+        _check_finite(y_score, "predictions")
+    return y_true, y_score
+
+
+def _per_class(
+    y_true, y_score, label_names: Sequence[str] | None, metric: Callable[[np.ndarray, np.ndarray], float | None]
+) -> dict[str, float | None]:
+    """`metric(positives, scores)` of every column, keyed by label name; None for a class without positives."""
+    y_true, y_score = _score_arrays(y_true, y_score)
+    names = _names(label_names, y_true.shape[1])
+    result: dict[str, float | None] = {}
+    for j, name in enumerate(names):
+        positives = y_true[:, j] > 0
+        result[name] = metric(positives, y_score[:, j]) if positives.any() else None
+    return result
+
+
 def mean_of_defined(values: dict[str, float | None], what: str) -> float | None:
     """Mean of the values that are not None; warn naming the classes left out.
 
@@ -103,15 +125,9 @@ def average_precision_per_class(y_true, y_score, label_names: Sequence[str] | No
     >>> average_precision_per_class([[1, 0], [0, 0], [1, 0]], [[0.1, 0.2], [0.3, 0.3], [0.4, 0.1]], ["a", "b"])
     {'a': 0.8333333333333333, 'b': None}
     """
-    y_true, y_score = _as_2d(y_true, "references"), _as_2d(y_score, "predictions")
-    _check_same_shape(y_true, y_score)
-    _check_finite(y_score, "predictions")
-    names = _names(label_names, y_true.shape[1])
-    result: dict[str, float | None] = {}
-    for j, name in enumerate(names):
-        positives = y_true[:, j] > 0
-        result[name] = float(average_precision_score(positives, y_score[:, j])) if positives.any() else None
-    return result
+    return _per_class(
+        y_true, y_score, label_names, lambda positives, scores: float(average_precision_score(positives, scores))
+    )
 
 
 def voc11_average_precision(y_true, y_score) -> float | None:
@@ -148,11 +164,7 @@ def voc11_average_precision_per_class(
     y_true, y_score, label_names: Sequence[str] | None = None
 ) -> dict[str, float | None]:
     """`voc11_average_precision` of every column; None for a class without positives."""
-    y_true, y_score = _as_2d(y_true, "references"), _as_2d(y_score, "predictions")
-    _check_same_shape(y_true, y_score)
-    _check_finite(y_score, "predictions")
-    names = _names(label_names, y_true.shape[1])
-    return {name: voc11_average_precision(y_true[:, j], y_score[:, j]) for j, name in enumerate(names)}
+    return _per_class(y_true, y_score, label_names, voc11_average_precision)
 
 
 def roc_auc_per_class(y_true, y_score, label_names: Sequence[str] | None = None) -> dict[str, float | None]:
@@ -161,16 +173,13 @@ def roc_auc_per_class(y_true, y_score, label_names: Sequence[str] | None = None)
     >>> roc_auc_per_class([[1, 1], [0, 1], [1, 1]], [[0.9, 0.2], [0.3, 0.3], [0.4, 0.1]], ["a", "b"])
     {'a': 1.0, 'b': None}
     """
-    y_true, y_score = _as_2d(y_true, "references"), _as_2d(y_score, "predictions")
-    _check_same_shape(y_true, y_score)
-    _check_finite(y_score, "predictions")
-    names = _names(label_names, y_true.shape[1])
-    result: dict[str, float | None] = {}
-    for j, name in enumerate(names):
-        positives = y_true[:, j] > 0
-        both_present = positives.any() and not positives.all()
-        result[name] = float(roc_auc_score(positives, y_score[:, j])) if both_present else None
-    return result
+    # A class whose samples are all positive has no ROC curve either.
+    return _per_class(
+        y_true,
+        y_score,
+        label_names,
+        lambda positives, scores: float(roc_auc_score(positives, scores)) if not positives.all() else None,
+    )
 
 
 def f1_at_thresholds(y_true, y_score, thresholds, label_names: Sequence[str] | None = None) -> dict[str, float | None]:
@@ -182,8 +191,7 @@ def f1_at_thresholds(y_true, y_score, thresholds, label_names: Sequence[str] | N
     >>> f1_at_thresholds([[1, 0, 0], [0, 0, 0]], [[0.9, 0.1, 0.7], [0.6, 0.2, 0.1]], 0.5, ["a", "b", "c"])
     {'a': 0.6666666666666666, 'b': None, 'c': 0.0}
     """
-    y_true, y_score = _as_2d(y_true, "references"), _as_2d(y_score, "predictions")
-    _check_same_shape(y_true, y_score)
+    y_true, y_score = _score_arrays(y_true, y_score, finite=False)
     thresholds = np.broadcast_to(np.asarray(thresholds, dtype=np.float64), (y_true.shape[1],))
     names = _names(label_names, y_true.shape[1])
     positives = y_true > 0
@@ -204,9 +212,7 @@ def calibrate_thresholds(y_true, y_score, default: float = DEFAULT_DECISION_THRE
     >>> calibrate_thresholds([[1, 0], [1, 0], [0, 0]], [[0.9, 0.4], [0.6, 0.2], [0.3, 0.1]])
     [0.6, 0.5]
     """
-    y_true, y_score = _as_2d(y_true, "references"), _as_2d(y_score, "predictions")
-    _check_same_shape(y_true, y_score)
-    _check_finite(y_score, "predictions")
+    y_true, y_score = _score_arrays(y_true, y_score)
     thresholds = []
     for j in range(y_true.shape[1]):
         positives = y_true[:, j] > 0

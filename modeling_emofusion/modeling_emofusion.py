@@ -344,6 +344,11 @@ class EmoFusionForEmotionClassification(EmoFusionPreTrainedModel):
     def get_vision_features(self, pixel_values: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
         return self.emofusion.get_vision_features(pixel_values, frame_mask)
 
+    def _vad_center_and_scale(self) -> tuple[float, float]:
+        """The middle and half-width of `config.vad_range`: the VAD head works in [-1, 1] around the middle."""
+        low, high = self.config.vad_range
+        return (high + low) / 2, (high - low) / 2
+
     def compute_loss(self, logits, labels=None, vad=None, vad_labels=None) -> torch.Tensor | None:
         """Classification loss chosen by `config.problem_type`, plus the masked VAD L1 loss."""
         loss = None
@@ -355,11 +360,10 @@ class EmoFusionForEmotionClassification(EmoFusionPreTrainedModel):
         if vad is not None and vad_labels is not None:
             # Missing VAD values (NaN, e.g. some EMOTIC persons) are left out of the loss, which is
             # taken on the normalised scale so that it weighs like the classification loss.
-            low, high = self.config.vad_range
+            _, scale = self._vad_center_and_scale()
             vad_labels = vad_labels.to(vad.dtype)
             present = ~torch.isnan(vad_labels)
             if present.any():
-                scale = (high - low) / 2
                 vad_loss = nn.functional.l1_loss(vad[present] / scale, vad_labels[present] / scale)
                 vad_loss = self.config.vad_loss_weight * vad_loss
                 loss = vad_loss if loss is None else loss + vad_loss
@@ -410,9 +414,9 @@ class EmoFusionForEmotionClassification(EmoFusionPreTrainedModel):
         logits = self.classifier(pooled)
         vad = None
         if self.vad_head is not None:
-            # The head works in [-1, 1] around the middle of config.vad_range; report the original scale.
-            low, high = self.config.vad_range
-            vad = self.vad_head(pooled) * ((high - low) / 2) + (high + low) / 2
+            # Reported on the original scale of config.vad_range.
+            center, scale = self._vad_center_and_scale()
+            vad = self.vad_head(pooled) * scale + center
         loss = self.compute_loss(logits, labels, vad, vad_labels)
 
         output = EmoFusionClassifierOutput(

@@ -30,7 +30,7 @@ from transformers.utils import logging
 
 from .labels import VAD_NAMES
 from .marking import clip_box
-from .processing_emofusion import to_pil
+from .processing_emofusion import is_box, to_pil
 
 
 logger = logging.get_logger(__name__)
@@ -63,17 +63,6 @@ def load_picture(image, timeout: float | None = None) -> Image.Image:
     return to_pil(image, _source_name(image))
 
 
-def _is_box(value) -> bool:
-    if isinstance(value, (np.ndarray, torch.Tensor)):
-        return value.ndim == 1
-    return (
-        isinstance(value, Sequence)
-        and not isinstance(value, str)
-        and len(value) > 0
-        and all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in value)
-    )
-
-
 def _as_box_list(bbox, where: str) -> list[list[float]] | None:
     """None, one box, or a list of boxes -> None or a list of 4-number lists; anything else is a ValueError."""
     if bbox is None:
@@ -83,11 +72,11 @@ def _as_box_list(bbox, where: str) -> list[list[float]] | None:
     expected = "[x1, y1, x2, y2] in pixels (four numbers), or a list of such boxes"
     if isinstance(bbox, str):
         raise ValueError(f"{where}: bbox must be {expected}, got the string {bbox!r}.")
-    boxes = [bbox] if _is_box(bbox) else bbox
+    boxes = [bbox] if is_box(bbox) else bbox
     if not isinstance(boxes, Sequence) or len(boxes) == 0:
         raise ValueError(f"{where}: bbox must be {expected}, got {bbox!r}.")
     for box in boxes:
-        if not _is_box(box) or len(box) != 4:
+        if not is_box(box) or len(box) != 4:
             raise ValueError(f"{where}: bbox must be {expected}, got {box!r}.")
     return [[float(v) for v in box] for box in boxes]
 
@@ -325,7 +314,7 @@ class EmotionInContextPipeline(ChunkPipeline):
             )
         if bbox is None:
             frame_boxes = [None] * len(frames)
-        elif _is_box(bbox) or isinstance(bbox, str):
+        elif is_box(bbox) or isinstance(bbox, str):
             frame_boxes = _as_box_list(bbox, where) * len(frames)
         else:
             frame_boxes = _as_box_list(bbox, where)

@@ -22,14 +22,15 @@ def _is_frame(value) -> bool:
     return isinstance(value, Image.Image) or (isinstance(value, (np.ndarray, torch.Tensor)) and value.ndim in (2, 3))
 
 
-def _is_box(value) -> bool:
-    """Four numbers (a list, tuple or 1-D array); anything else is a list of boxes or None."""
-    if value is None:
-        return False
+def is_box(value) -> bool:
+    """One box: a non-empty list, tuple or 1-D array of numbers (not bools); anything else is a list of
+    boxes or None. The length is checked where the box is used."""
     if isinstance(value, (np.ndarray, torch.Tensor)):
         return value.ndim == 1
     return (
-        isinstance(value, Sequence) and len(value) > 0 and all(isinstance(v, (int, float, np.number)) for v in value)
+        isinstance(value, Sequence)
+        and len(value) > 0
+        and all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in value)
     )
 
 
@@ -157,15 +158,16 @@ class EmoFusionProcessor(ProcessorMixin):
             data["pixel_values"] = self._pixels(marked)
         else:
             clips = [videos] if self._is_clip(videos) else list(videos)
-            boxes = self._per_sample_boxes(bbox, len(clips), clips=clips)
+            boxes = self._per_sample_boxes(bbox, len(clips))
             data.update(self._clip_pixels(clips, boxes))
         if text is not None:
             texts = [text] if isinstance(text, str) else list(text)
             num_samples = data["pixel_values"].shape[0]
             if len(texts) != num_samples:
                 raise ValueError(f"Got {len(texts)} descriptions for {num_samples} samples: pass one per sample.")
-            if not all(isinstance(t, str) for t in texts):
-                raise TypeError("text: expected a string (the description) per sample.")
+            for i, t in enumerate(texts):
+                if not isinstance(t, str):
+                    raise TypeError(f"text[{i}]: expected a string (the description), got {type(t).__name__}.")
             encoded = self.tokenizer(
                 texts, padding=True, truncation=True, max_length=self.max_text_length, return_tensors="pt"
             )
@@ -185,17 +187,17 @@ class EmoFusionProcessor(ProcessorMixin):
     def _checked(box, index: int):
         if box is None:
             return None
-        if not _is_box(box) or len(box) != 4:
+        if not is_box(box) or len(box) != 4:
             raise ValueError(f"bbox of sample {index}: expected [x1, y1, x2, y2] (four numbers) or None, got {box!r}.")
         return [float(v) for v in box]
 
     @staticmethod
-    def _per_sample_boxes(bbox, num_samples: int, clips=None) -> list:
+    def _per_sample_boxes(bbox, num_samples: int) -> list:
         if bbox is None:
             return [None] * num_samples
         if isinstance(bbox, (np.ndarray, torch.Tensor)) and bbox.ndim >= 2:
             bbox = bbox.tolist()
-        if _is_box(bbox):
+        if is_box(bbox):
             if num_samples != 1:
                 raise ValueError(
                     f"Got one bbox for {num_samples} samples: pass a list with one box (or None) per sample."
@@ -215,7 +217,7 @@ class EmoFusionProcessor(ProcessorMixin):
             frames = [to_pil(frame, f"videos[{c}][{t}]") for t, frame in enumerate(clip)]
             if not frames:
                 raise ValueError(f"videos[{c}] has no frames.")
-            if box is None or _is_box(box):
+            if box is None or is_box(box):
                 frame_boxes = [box] * len(frames)
             else:
                 frame_boxes = list(box)

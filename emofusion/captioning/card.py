@@ -10,12 +10,11 @@ import glob
 import json
 import os
 
+from dataset_scripts.descriptions import DESCRIPTION_SET_FORMAT as FORMAT
+from dataset_scripts.descriptions import DESCRIPTION_SET_VERSION as VERSION
+from dataset_scripts.descriptions import METADATA_FILE
+
 from .store import DATA_DIR, atomic_write_text
-
-
-FORMAT = "emofusion-descriptions"
-VERSION = 1
-METADATA_FILE = "description_set.json"
 
 
 def read_metadata(output_dir: str) -> dict | None:

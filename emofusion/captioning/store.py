@@ -27,6 +27,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from transformers.utils import logging
 
+from dataset_scripts.descriptions import ROW_SCHEMA
+
 
 logger = logging.get_logger(__name__)
 
@@ -46,17 +48,6 @@ CHECKED_SETTINGS = (
     "frame",
 )
 
-ROW_SCHEMA = pa.schema(
-    [
-        ("id", pa.string()),
-        ("description", pa.string()),
-        ("status", pa.string()),
-        ("reason", pa.string()),
-        ("split", pa.string()),
-        ("prompt", pa.string()),
-        ("num_tokens", pa.int64()),
-    ]
-)
 # Work shards also keep each subject's position in the split, to order the final set like the dataset.
 WORK_SCHEMA = ROW_SCHEMA.append(pa.field("index", pa.int64()))
 

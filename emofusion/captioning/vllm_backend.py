@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from PIL import Image
 from transformers import AutoProcessor
 
-from modeling_emofusion.describing import Describer, Description
+from modeling_emofusion.describing import Describer, Description, eos_id_set
 
 
 VLLM_MISSING = (
@@ -91,7 +91,7 @@ class VLLMDescriber(Describer):
         self.sampling_kwargs = sampling_params_kwargs(self.generation_kwargs)
         tokenizer = getattr(processor, "tokenizer", processor)
         eos = self.generation_kwargs.get("eos_token_id", tokenizer.eos_token_id)
-        self._eos_ids = set(eos if isinstance(eos, (list, tuple)) else [eos])
+        self._eos_ids = eos_id_set(eos)
 
     @classmethod
     def from_pretrained(
@@ -137,20 +137,16 @@ class VLLMDescriber(Describer):
 
         return SamplingParams(**self.sampling_kwargs)
 
-    def describe(
-        self,
-        images: Sequence[Image.Image],
-        bboxes: Sequence[Sequence[float] | None] | None = None,
-        prompt: str | Sequence[str] | None = None,
-        class_names: Sequence[str] | None = None,
-    ) -> list[Description]:
-        """Describe the subject of each image; vLLM schedules the requests itself."""
+    def describe(self, *args, **kwargs) -> list[Description]:
+        """`Describer.describe`; refused before any marking when there is no engine."""
         if self.llm is None:
             raise ValueError("This VLLMDescriber has no engine: build it with VLLMDescriber.from_pretrained(...).")
-        marked, prompts = self.prepare(images, bboxes, prompt, class_names)
-        if not marked:
-            return []
-        outputs = self.llm.generate(self.build_requests(marked, prompts), self.sampling_params(), use_tqdm=False)
+        return super().describe(*args, **kwargs)
+
+    def generate(self, marked_images: list[Image.Image], prompts: list[str]) -> list[Description]:
+        """One request per marked image; vLLM schedules them itself."""
+        requests = self.build_requests(marked_images, prompts)
+        outputs = self.llm.generate(requests, self.sampling_params(), use_tqdm=False)
         return [self.parse_output(output, prompt) for output, prompt in zip(outputs, prompts)]
 
     def parse_output(self, request_output, prompt: str) -> Description:

@@ -115,7 +115,7 @@ def prepare_splits(
         if wanted[role] and split is None:
             raise ValueError(
                 f"{data_args.dataset}: no {role} split (available: {sorted(dataset)}); set "
-                f"--{role if role != 'validation' else 'validation'}_split to one of them."
+                f"--{role}_split to one of them."
             )
     splits["train"] = _truncate(splits["train"], data_args.max_train_samples)
     splits["validation"] = _truncate(splits["validation"], data_args.max_eval_samples)
@@ -150,7 +150,7 @@ def load_data(data_args: DataArguments, seed: int, do_train: bool, do_eval: bool
     )
 
 
-def check_columns(split: datasets.Dataset, name: str, task: str, label_column: str, needs_text: bool) -> None:
+def check_columns(split: datasets.Dataset, name: str, task: str, needs_text: bool) -> None:
     """A clear error when a split lacks what training needs (pictures, box, labels, descriptions)."""
     columns = set(split.column_names)
     picture = "frames" if "frames" in columns else "image"

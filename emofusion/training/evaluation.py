@@ -74,7 +74,7 @@ def make_compute_metrics(task: str, config) -> Callable[[EvalPrediction], dict]:
     return compute_metrics
 
 
-def calibrate_on(prediction_output, config) -> list[float]:
+def calibrate_on(prediction_output) -> list[float]:
     """Per-class thresholds from a validation `PredictionOutput` (`metrics.calibrate_thresholds`' rule)."""
     logits, _ = split_outputs(prediction_output.predictions)
     labels, _ = split_labels(prediction_output.label_ids)

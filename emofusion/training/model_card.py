@@ -79,7 +79,7 @@ def metrics_table(metrics: dict) -> str:
     return "\n".join([header, rule, *rows]) + note
 
 
-def _card_data(info: ModelCardInfo, config) -> str:
+def _card_data(info: ModelCardInfo) -> str:
     from huggingface_hub import EvalResult, ModelCardData
 
     results = []
@@ -158,7 +158,7 @@ def render_model_card(info: ModelCardInfo, config, template: str | None = None) 
     per_class = ", ".join(f"`{split}_per_class.json`" for split in ("eval", "test") if f"{split}_loss" in info.metrics)
     thresholds = config.decision_thresholds
     values = {
-        "card_data": _card_data(info, config),
+        "card_data": _card_data(info),
         "model_name": info.model_name,
         "repo_id": info.repo_id,
         "dataset": info.dataset,

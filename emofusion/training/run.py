@@ -177,9 +177,12 @@ def run_training(
     needs_text = config.modality in ("fusion", "text")
     for role, split in splits.items():
         if split is not None:
-            check_columns(split, role, task, data_args.label_column, needs_text)
+            check_columns(split, role, task, needs_text)
     if do_train and not has_labels(loaded.train, data_args.label_column):
-        raise ValueError(f"The train split has no {data_args.label_column!r} targets.")
+        raise ValueError(
+            f"{task}: the train split {data_args.train_split!r} has no {data_args.label_column!r} targets "
+            "(--label_column names the target column)."
+        )
     with_vad = config.num_vad > 0 and all(
         "vad" in split.column_names for split in splits.values() if split is not None
     )
@@ -264,7 +267,7 @@ def run_training(
             validation_output = trainer.predict(
                 trainer.eval_dataset, ignore_keys=IGNORE_KEYS, metric_key_prefix="eval"
             )
-            config.decision_thresholds = calibrate_on(validation_output, config)
+            config.decision_thresholds = calibrate_on(validation_output)
             logger.info("Decision thresholds calibrated on validation (best F1 per class, ties to the lowest).")
             if trainer.args.should_save:
                 trainer.save_model()
