@@ -15,6 +15,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForImageClassification,
 
 from emofusion.testing import tiny_classifier, tiny_image_processor
 from modeling_emofusion import EmoFusionConfig, EmoFusionForEmotionClassification, EmoFusionModel, EmoFusionProcessor
+from tests.isolation import BLOCK_PROJECT_IMPORTS
 
 
 TEXT = ["she seems happy and excited at the party", "a tired man sitting alone"]
@@ -73,18 +74,8 @@ def test_remote_code_loads_without_emofusion_installed(saved, tmp_path):
     path, _, inputs, logits = saved
     save_file({k: v.contiguous() for k, v in inputs.items()}, str(tmp_path / "inputs.safetensors"))
     save_file({"logits": logits}, str(tmp_path / "expected.safetensors"))
-    script = textwrap.dedent(
+    script = BLOCK_PROJECT_IMPORTS + textwrap.dedent(
         f"""
-        import sys
-        BLOCKED = {{"modeling_emofusion", "emofusion", "dataset_scripts"}}
-
-        class Block:
-            # emofusion may be pip-installed in this environment: make it unimportable here.
-            def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] in BLOCKED:
-                    raise ImportError(f"{{name}} is blocked")
-
-        sys.meta_path.insert(0, Block())
         import torch
         from safetensors.torch import load_file
         from transformers import AutoModelForImageClassification, AutoProcessor

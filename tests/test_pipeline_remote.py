@@ -15,14 +15,12 @@ from transformers import pipeline
 import modeling_emofusion  # noqa: F401
 from emofusion.testing import tiny_classifier
 from modeling_emofusion import EmoFusionProcessor
+from tests.isolation import BLOCK_PROJECT_IMPORTS
 
 
-SCRIPT = textwrap.dedent(
+SCRIPT = BLOCK_PROJECT_IMPORTS + textwrap.dedent(
     """
-    import importlib.util, json, sys
-    # The point of the test: nothing of the project is importable here.
-    assert importlib.util.find_spec("modeling_emofusion") is None, "modeling_emofusion is importable"
-    assert importlib.util.find_spec("emofusion") is None, "emofusion is importable"
+    import json
     from transformers import pipeline
     checkpoint, image, description = sys.argv[1:4]
     pipe = pipeline("emotion-in-context", model=checkpoint, trust_remote_code=True, device=-1)
