@@ -5,8 +5,6 @@ import json
 
 import datasets
 import numpy as np
-import pytest
-import torch
 from datasets import Features, Image, List, Value
 from PIL import Image as PILImage
 
@@ -27,15 +25,6 @@ CLIP_FEATURES = Features(
     bbox=List(Value("float32"), length=4),
     labels=List(Value("float32"), length=26),
 )
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """The tiny model's matmuls are too small to share among threads; on a busy machine extra threads only wait."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 CORRUPT = 5  # positions of the subjects that cannot be described

@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import torch
-from caption_fixtures import one_torch_thread  # noqa: F401 (autouse: one torch thread)
 from PIL import Image
 
 from emofusion.testing_llava import tiny_llava
@@ -17,6 +16,8 @@ from modeling_emofusion.describing import (
 from modeling_emofusion.labels import CAER_S_CLASSES, EMOTIC_CATEGORIES
 from modeling_emofusion.marking import mark_subject
 
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 PAPER_PROMPT = (
     "Given the following list of emotions: <class_names> explain in detail which emotions are more suitable for "

@@ -14,10 +14,12 @@ import pytest
 from caption_fixtures import (
     build_llava,
     image_split,
-    one_torch_thread,  # noqa: F401 (autouse: one torch thread)
 )
 
 from emofusion.captioning import CaptionArguments, caption_split
+
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

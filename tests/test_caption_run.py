@@ -13,7 +13,6 @@ from caption_fixtures import (
     build_llava,
     clip_split,
     image_split,
-    one_torch_thread,  # noqa: F401 (autouse: one torch thread)
 )
 
 from emofusion.captioning import CaptionArguments, caption_split, main
@@ -25,6 +24,9 @@ from modeling_emofusion.describing import (
     fill_prompt,
 )
 from modeling_emofusion.labels import EMOTIC_CATEGORIES
+
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -16,13 +16,7 @@ from emofusion.training import main, parse_args, run_training
 RUNTIME_KEYS = ("runtime", "per_second", "preparation_time")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # The machines are shared: one BLAS thread per process avoids oversubscription.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
