@@ -2,8 +2,9 @@
 
 import sys
 
+from emofusion.errors import run_main
 from emofusion.training import main
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main("train.py", main))

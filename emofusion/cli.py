@@ -46,8 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         sys.stderr.write(f"emofusion: unknown command {name!r}\n\n{_usage()}\n")
         return 2
+    from .errors import run_main
+
     module = importlib.import_module(COMMANDS[name][0])
-    return int(module.main(rest) or 0)
+    return run_main(f"emofusion {name}", module.main, rest)
 
 
 if __name__ == "__main__":
