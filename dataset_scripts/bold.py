@@ -116,7 +116,8 @@ def _row_number(value: str, column: str, kind=float):
         expected = "an integer" if kind is int else "a number"
         raise _CellError(f"column {column!r} {show_cell(value)}; expected {expected}") from None
     if kind is int:
-        if not math.isfinite(number) or number != int(number):
+        # int32 features: a larger number could not be stored, and is no frame number or person id.
+        if not math.isfinite(number) or number != int(number) or abs(number) >= 2**31:
             raise _CellError(f"column {column!r} {show_cell(value)}; expected an integer")
         return int(number)
     return number

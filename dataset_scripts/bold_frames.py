@@ -161,7 +161,7 @@ def decode_video_frames(path: str, indices: Sequence[int]) -> list[Image.Image]:
                     found[position] = frame.to_image()
                 if position >= wanted[-1]:
                     break
-    except (av.FFmpegError, IndexError, OSError) as err:
+    except (av.FFmpegError, IndexError, OSError, ValueError) as err:  # ValueError: a frame PIL cannot take
         raise ClipError(f"unreadable video ({type(err).__name__}: {err})", path) from None
     if len(found) < len(wanted):
         raise ClipError(f"video too short ({decoded} frames; frame {wanted[-1]} of the clip is needed)", path)

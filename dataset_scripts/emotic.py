@@ -253,9 +253,9 @@ def _bad_record(err: Exception) -> str:
 def _read_image(image, where: str) -> _MatImage:
     filename = _text(_field(image, "filename", where))
     folder = _text(_field(image, "folder", where))
-    if not filename or folder is None:
+    if not filename or not folder:
         raise TypeError(
-            f"{where}: 'filename' and 'folder' must be strings, got {show_cell(image.filename)} and "
+            f"{where}: 'filename' and 'folder' must be non-empty strings, got {show_cell(image.filename)} and "
             f"{show_cell(image.folder)}"
         )
     database = None

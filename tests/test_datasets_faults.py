@@ -24,7 +24,7 @@ from PIL import Image
 from scipy.io import loadmat, savemat
 
 from dataset_scripts import BadSampleError, get_builder, load_emotion_dataset
-from dataset_scripts.common import BadSampleLog, probe_image, read_csv_rows
+from dataset_scripts.common import BadSampleLog, probe_image
 from dataset_scripts.writers import (
     BoldAnnotation,
     EmoticImage,
@@ -329,7 +329,7 @@ def test_emotic_mat_records_with_wrong_values_are_skipped_and_a_number_category_
     image = by_id[None]
     assert image["path"].endswith("Annotations.mat: train(2)")
     assert image["reason"] == (
-        "bad .mat record (Annotations.mat: train(2): 'filename' and 'folder' must be strings, got 7.0 and "
+        "bad .mat record (Annotations.mat: train(2): 'filename' and 'folder' must be non-empty strings, got 7.0 and "
         "'mscoco/images')"
     )
     with pytest.raises(
@@ -343,10 +343,10 @@ def test_an_unexpected_failure_names_the_row_and_the_cause_in_its_own_message(tm
 
     make_faulty_emotic_csv(tmp_path / "data")
 
-    def broken(name):
+    def broken(*args):
         raise RuntimeError("something no check foresaw")
 
-    monkeypatch.setattr(emotic, "_category_reason", broken)
+    monkeypatch.setattr(emotic, "clip_box_or_reason", broken)
     with pytest.raises(datasets.exceptions.DatasetGenerationError) as caught:
         load_emotion_dataset("emotic", tmp_path / "data", cache_dir=str(tmp_path / "c"))
     message = str(caught.value)
@@ -434,6 +434,8 @@ def test_large_png_is_verified_not_decoded_and_corruption_is_found(tmp_path, mon
 
 
 def test_csv_reader_reads_on_after_a_bad_row(tmp_path):
+    from dataset_scripts.common import read_csv_rows
+
     log = BadSampleLog("X", "train")
     (tmp_path / "a.csv").write_text(f"a,b\n{OVERSIZED},b\nc,d\ne\nf,g\n")
     rows = list(read_csv_rows(tmp_path / "a.csv", log, (2,), "a, b"))
