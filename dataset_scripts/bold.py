@@ -227,7 +227,7 @@ class Bold(EmotionDatasetBuilder):
                 log.skip(where, f"bad CSV cell ({err})")
                 continue
             example_id = make_id(split, video, person_id)
-            video_path = safe_join(root / "videos", video, source=str(csv_path), field="video")
+            video_path = safe_join(root / "videos", video, source=where, field="video")
             if example_id in seen:
                 log.skip(video_path, f"duplicate row (person_id {person_id} again at {where})", example_id)
                 continue
@@ -257,7 +257,7 @@ class Bold(EmotionDatasetBuilder):
                 example.update(extra)
 
             stem = video[: -len(".mp4")] if video.endswith(".mp4") else video
-            joints_path = safe_join(root / "joints", stem + ".npy", source=str(csv_path), field="video")
+            joints_path = safe_join(root / "joints", stem + ".npy", source=where, field="video")
             try:
                 if joints_cache is None or joints_cache[0] != joints_path:
                     joints_cache = (joints_path, load_joints(joints_path))
@@ -272,7 +272,7 @@ class Bold(EmotionDatasetBuilder):
                     margin=self.config.box_margin,
                 )
                 start = int(joints[:, 0].min())
-                images, sizes = self._frames(root, video, video_path, [f - start for f in frames], csv_path)
+                images, sizes = self._frames(root, video, video_path, [f - start for f in frames], where)
             except ClipError as err:
                 log.skip(err.path or joints_path, str(err), example_id)
                 continue
@@ -326,10 +326,10 @@ class Bold(EmotionDatasetBuilder):
             "vad": vad,
         }
 
-    def _frames(self, root: Path, video: str, video_path: str, relative: list[int], csv_path: Path):
+    def _frames(self, root: Path, video: str, video_path: str, relative: list[int], where: str):
         """Encoded frames and their sizes, from mmextract when chosen/present, else the mp4."""
         source = self.config.frames_source
-        extracted = safe_join(root / "mmextract", video, source=str(csv_path), field="video")
+        extracted = safe_join(root / "mmextract", video, source=where, field="video")
         if source == "mmextract" or (source == "auto" and os.path.isdir(extracted)):
             if not os.path.isdir(extracted):
                 raise ClipError("missing extracted frames", extracted)

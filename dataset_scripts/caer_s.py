@@ -273,7 +273,7 @@ class CaerS(EmotionDatasetBuilder):
                     bad += 1
                     logger.warning("CAER-S: %s names no image (%s); line ignored.", where, show_cell(fields[0]))
                     continue
-                safe_join(root, relpath, source=str(path), field="relpath")
+                safe_join(root, relpath, source=where, field="relpath")
                 boxes[relpath] = reason if reason is not None else (label, box)
         bad += sum(isinstance(entry, str) for entry in boxes.values())
         logger.info("CAER-S: %d face boxes read from %s (%d bad lines).", len(boxes), path, bad)

@@ -546,7 +546,7 @@ class Emotic(EmotionDatasetBuilder):
         (`.mat` record or `file:line`): the path of faults in the annotation, as the image's
         path is that of faults in the image."""
         relative = f"{folder}/{filename}"
-        path, size, reason = resolver.resolve(folder, filename)
+        path, size, reason = resolver.resolve(folder, filename, source)
         if reason is not None:
             log.skip(path, reason, example_id)
             return None
@@ -588,20 +588,25 @@ class _ImageResolver:
         self._folders: dict[str, str] = {}
         self._last: tuple | None = None
 
-    def _folder(self, folder: str) -> str:
+    def _folder(self, folder: str, source: str) -> str:
         if folder not in self._folders:
-            direct = safe_join(self.images_root, folder, source=str(self.source), field="folder")
+            direct = safe_join(self.images_root, folder, source=source, field="folder")
             first = folder.split("/")[0]
-            nested = safe_join(self.images_root, f"{first}/{folder}", source=str(self.source), field="folder")
+            nested = safe_join(self.images_root, f"{first}/{folder}", source=source, field="folder")
             self._folders[folder] = nested if (not os.path.isdir(direct) and os.path.isdir(nested)) else direct
         return self._folders[folder]
 
-    def resolve(self, folder: str, filename: str) -> tuple[str, tuple[int, int] | None, str | None]:
+    def resolve(
+        self, folder: str, filename: str, source: str | None = None
+    ) -> tuple[str, tuple[int, int] | None, str | None]:
+        """The image's path, size and bad-sample reason; `source` (the annotation row or record)
+        is named if the folder or filename would leave the data root."""
         if self._last is not None and self._last[0] == (folder, filename):
             return self._last[1]
-        directory = self._folder(folder)
+        source = source or str(self.source)
+        directory = self._folder(folder, source)
         # The filename must stay inside its folder, not only inside the data root.
-        path = safe_join(directory, filename, source=str(self.source), field="filename")
+        path = safe_join(directory, filename, source=source, field="filename")
         size, reason = probe_image(path, decode=self.decode)
         self._last = ((folder, filename), (path, size, reason))
         return path, size, reason

@@ -23,7 +23,7 @@ import pytest
 from PIL import Image
 from scipy.io import loadmat, savemat
 
-from dataset_scripts import BadSampleError, get_builder, load_emotion_dataset
+from dataset_scripts import BadSampleError, UnsafePathError, get_builder, load_emotion_dataset
 from dataset_scripts.common import BadSampleLog, probe_image
 from dataset_scripts.writers import (
     BoldAnnotation,
@@ -201,6 +201,18 @@ def test_bold_strict_names_the_file_row_and_field(faulty_bold, tmp_path, line, f
     message = str(caught.value)
     assert field in message
     assert ("joints/002/zero.mp4/0001.npy" if line == 2 else "annotations/train.csv:2") in message
+
+
+def test_a_path_leaving_the_data_root_stops_the_build_naming_the_row(tmp_path):
+    # Not a bad sample but a refused annotation file: the build stops, naming the file, row and field.
+    rows = [BoldAnnotation("001/a.mp4/0001.mp4", 0, 1, 5), BoldAnnotation("../../../etc/x.mp4", 0, 1, 5)]
+    write_bold_annotations(tmp_path, "train", rows)
+    for folder in ("videos", "joints"):
+        (tmp_path / "BOLD_public" / folder).mkdir()
+    with pytest.raises(
+        UnsafePathError, match=r"train\.csv:2: field 'video' holds '\.\./\.\./\.\./etc/x\.mp4', which leaves"
+    ):
+        load_emotion_dataset("bold", tmp_path, cache_dir=str(tmp_path / "c"))
 
 
 def test_joints_with_nan_coordinates_count_as_missing_joints():
