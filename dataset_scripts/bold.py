@@ -21,6 +21,12 @@ frame without valid joints takes the nearest annotated frame's box. `bbox` is th
 Categories are remapped to EMOTIC's order: `soft_labels` keeps the scores, `labels` is
 `soft_labels >= 0.5`. VAD is kept as given.
 
+Bad samples, skipped and counted (`strict=True` raises at the first, naming it): a row whose
+cells do not parse (`<csv>:<line>` and the column), with another column count than the file's
+first row, over the csv module's field limit or not UTF-8; a clip whose joints file is missing,
+empty (an interrupted copy), not a numeric `(N, 56)` array or holds a NaN `frame_idx`/`person_id`;
+a missing, unreadable or too short video or frame. A first row of the wrong width stops the build.
+
 Ids: `<split>/<video>#p<person_id>`, e.g. `train/003/IzvOYVMltkI.mp4/0114.mp4#p2`, with BoLD's split
 names (`train`, `val`, `test`).
 
