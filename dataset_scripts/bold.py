@@ -21,6 +21,12 @@ frame without valid joints takes the nearest annotated frame's box. `bbox` is th
 Categories are remapped to EMOTIC's order: `soft_labels` keeps the scores, `labels` is
 `soft_labels >= 0.5`. VAD is kept as given.
 
+Bad samples, skipped and counted (`strict=True` raises at the first, naming it): a row whose
+cells do not parse (`<csv>:<line>` and the column), with another column count than the file's
+first row, over the csv module's field limit or not UTF-8; a clip whose joints file is missing,
+empty (an interrupted copy), not a numeric `(N, 56)` array or holds a NaN `frame_idx`/`person_id`;
+a missing, unreadable or too short video or frame. A first row of the wrong width stops the build.
+
 Ids: `<split>/<video>#p<person_id>`, e.g. `train/003/IzvOYVMltkI.mp4/0114.mp4#p2`, with BoLD's split
 names (`train`, `val`, `test`).
 
@@ -30,7 +36,6 @@ names (`train`, `val`, `test`).
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 from dataclasses import dataclass
@@ -52,7 +57,6 @@ from .bold_frames import (
     sample_frames,
 )
 from .common import (
-    AnnotationFormatError,
     BadSampleLog,
     DatasetLayoutError,
     EmotionBuilderConfig,
@@ -62,7 +66,9 @@ from .common import (
     dataset_root,
     make_id,
     multi_hot_feature,
+    read_csv_rows,
     safe_join,
+    show_cell,
     vad_feature,
 )
 
@@ -105,14 +111,20 @@ class BoldConfig(EmotionBuilderConfig):
     frame_quality: int = 90
 
 
-def _row_number(value: str, where: str, column: str, kind=float):
+class _CellError(ValueError):
+    """A CSV cell that does not hold what its column should (the row is a bad sample)."""
+
+
+def _row_number(value: str, column: str, kind=float):
     try:
         number = float(value) if value.strip() else math.nan
     except ValueError:
-        raise AnnotationFormatError(f"{where}: column {column!r} must be a number, got {value!r}.") from None
+        expected = "an integer" if kind is int else "a number"
+        raise _CellError(f"column {column!r} {show_cell(value)}; expected {expected}") from None
     if kind is int:
-        if not math.isfinite(number) or number != int(number):
-            raise AnnotationFormatError(f"{where}: column {column!r} must be an integer, got {value!r}.")
+        # int32 features: a larger number could not be stored, and is no frame number or person id.
+        if not math.isfinite(number) or number != int(number) or abs(number) >= 2**31:
+            raise _CellError(f"column {column!r} {show_cell(value)}; expected an integer")
         return int(number)
     return number
 
@@ -203,35 +215,28 @@ class Bold(EmotionDatasetBuilder):
             for s, p in present.items()
         ]
 
-    def _read_rows(self, csv_path: Path, split: str):
-        labelled = split != "test"
-        with open(csv_path, newline="", encoding="utf-8-sig") as handle:
-            for line, row in enumerate(csv.reader(handle), start=1):
-                if not row:
-                    continue
-                allowed = (NUM_COLUMNS,) if labelled else (4, NUM_COLUMNS)
-                if len(row) not in allowed:
-                    raise AnnotationFormatError(
-                        f"{csv_path}:{line}: expected {' or '.join(map(str, allowed))} columns ({CSV_COLUMNS}), "
-                        f"got {len(row)}."
-                    )
-                yield line, row
-
     def _examples(self, log: BadSampleLog, split: str, csv_path: Path, root: Path):
         joints_cache: tuple[Path, object] | None = None
         seen: set[str] = set()
-        for line, row in self._read_rows(csv_path, split):
+        allowed = (NUM_COLUMNS,) if split != "test" else (4, NUM_COLUMNS)
+        for line, row in read_csv_rows(csv_path, log, allowed, CSV_COLUMNS):
             where = f"{csv_path}:{line}"
             video = row[0].strip()
-            person_id = _row_number(row[1], where, "person_id", int)
-            min_frame = _row_number(row[2], where, "min_frame", int)
-            max_frame = _row_number(row[3], where, "max_frame", int)
+            if not video:
+                log.skip(where, "empty CSV cell (column 'video'; expected a clip path)")
+                continue
+            try:
+                person_id = _row_number(row[1], "person_id", int)
+                min_frame = _row_number(row[2], "min_frame", int)
+                max_frame = _row_number(row[3], "max_frame", int)
+            except _CellError as err:
+                log.skip(where, f"bad CSV cell ({err})")
+                continue
             example_id = make_id(split, video, person_id)
-            video_path = safe_join(root / "videos", video, source=str(csv_path), field="video")
+            video_path = safe_join(root / "videos", video, source=where, field="video")
             if example_id in seen:
                 log.skip(video_path, f"duplicate row (person_id {person_id} again at {where})", example_id)
                 continue
-            seen.add(example_id)
             example = {
                 "id": example_id,
                 "video": video,
@@ -247,14 +252,18 @@ class Bold(EmotionDatasetBuilder):
                 "annotation_confidence": None,
             }
             if len(row) == NUM_COLUMNS:
-                extra = self._labels_and_metadata(row, where, labelled=split != "test")
+                try:
+                    extra = self._labels_and_metadata(row, where, labelled=split != "test")
+                except _CellError as err:
+                    log.skip(where, f"bad CSV cell ({err})", example_id)
+                    continue
                 if isinstance(extra, str):
                     log.skip(video_path, extra, example_id)
                     continue
                 example.update(extra)
 
             stem = video[: -len(".mp4")] if video.endswith(".mp4") else video
-            joints_path = safe_join(root / "joints", stem + ".npy", source=str(csv_path), field="video")
+            joints_path = safe_join(root / "joints", stem + ".npy", source=where, field="video")
             try:
                 if joints_cache is None or joints_cache[0] != joints_path:
                     joints_cache = (joints_path, load_joints(joints_path))
@@ -269,7 +278,7 @@ class Bold(EmotionDatasetBuilder):
                     margin=self.config.box_margin,
                 )
                 start = int(joints[:, 0].min())
-                images, sizes = self._frames(root, video, video_path, [f - start for f in frames], csv_path)
+                images, sizes = self._frames(root, video, video_path, [f - start for f in frames], where)
             except ClipError as err:
                 log.skip(err.path or joints_path, str(err), example_id)
                 continue
@@ -295,6 +304,7 @@ class Bold(EmotionDatasetBuilder):
                     ],
                 }
             )
+            seen.add(example_id)  # only a kept row: a later row of the same person replaces a bad one
             yield example_id, example
 
     def _labels_and_metadata(self, row: list[str], where: str, labelled: bool) -> dict | str:
@@ -303,18 +313,18 @@ class Bold(EmotionDatasetBuilder):
             "gender": row[33].strip() or None,
             "age": row[34].strip() or None,
             "ethnicity": row[35].strip() or None,
-            "annotation_confidence": _row_number(row[36], where, "annotation_confidence"),
+            "annotation_confidence": _row_number(row[36], "annotation_confidence"),
         }
         if not labelled:
             return metadata
-        scores = [_row_number(v, where, BOLD_CSV_CATEGORIES[i]) for i, v in enumerate(row[4:30])]
+        scores = [_row_number(v, BOLD_CSV_CATEGORIES[i]) for i, v in enumerate(row[4:30])]
         bad = [BOLD_CSV_CATEGORIES[i] for i, s in enumerate(scores) if not 0.0 <= s <= 1.0]
         if bad:
             return f"NaN or out-of-range category score ({', '.join(bad)} at {where})"
         soft = [0.0] * len(scores)
         for csv_index, score in enumerate(scores):
             soft[BOLD_TO_EMOTIC[csv_index]] = score
-        vad = [_row_number(v, where, name) for v, name in zip(row[30:33], ("Valence", "Arousal", "Dominance"))]
+        vad = [_row_number(v, name) for v, name in zip(row[30:33], ("Valence", "Arousal", "Dominance"))]
         return {
             **metadata,
             "soft_labels": soft,
@@ -322,10 +332,10 @@ class Bold(EmotionDatasetBuilder):
             "vad": vad,
         }
 
-    def _frames(self, root: Path, video: str, video_path: str, relative: list[int], csv_path: Path):
+    def _frames(self, root: Path, video: str, video_path: str, relative: list[int], where: str):
         """Encoded frames and their sizes, from mmextract when chosen/present, else the mp4."""
         source = self.config.frames_source
-        extracted = safe_join(root / "mmextract", video, source=str(csv_path), field="video")
+        extracted = safe_join(root / "mmextract", video, source=where, field="video")
         if source == "mmextract" or (source == "auto" and os.path.isdir(extracted)):
             if not os.path.isdir(extracted):
                 raise ClipError("missing extracted frames", extracted)

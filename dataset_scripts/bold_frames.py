@@ -37,16 +37,37 @@ class ClipError(ValueError):
 
 
 def load_joints(path: str) -> np.ndarray:
-    """The `(N, 56)` float joints array of a clip; ClipError if missing or malformed."""
+    """The `(N, 56)` float joints array of a clip; ClipError if missing, empty or malformed.
+
+    Malformed: not a numeric `(N, 56)` array, or a `frame_idx`/`person_id` that is not a finite
+    number (the frame numbers place every box in the clip, so no row of the file can be trusted).
+    """
     try:
+        if os.path.getsize(path) == 0:
+            raise ClipError("empty joints file (0 bytes; an interrupted copy?)", path)
         joints = np.load(path, allow_pickle=False)
+    except ClipError:
+        raise
     except FileNotFoundError:
         raise ClipError("missing joints file", path) from None
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, EOFError) as err:
         raise ClipError(f"unreadable joints file ({type(err).__name__}: {err})", path) from None
+    if not isinstance(joints, np.ndarray):  # an .npz archive
+        raise ClipError(f"bad joints array (an .npz archive; expected one (N, {JOINTS_COLUMNS}) .npy array)", path)
+    if joints.dtype.kind not in "biuf":
+        raise ClipError(f"bad joints array (dtype {joints.dtype}; expected numbers)", path)
     if joints.ndim != 2 or joints.shape[1] != JOINTS_COLUMNS or not len(joints):
         raise ClipError(f"bad joints array (shape {joints.shape}; expected (N, {JOINTS_COLUMNS}), N > 0)", path)
-    return joints.astype(np.float64, copy=False)
+    joints = joints.astype(np.float64, copy=False)
+    for column, name in ((0, "frame_idx"), (1, "person_id")):
+        bad = np.flatnonzero(~np.isfinite(joints[:, column]))
+        if len(bad):
+            raise ClipError(
+                f"bad joints array ({name} is NaN or infinite in {len(bad)} of {len(joints)} rows, "
+                f"the first at row {bad[0]}; expected frame numbers and person ids)",
+                path,
+            )
+    return joints
 
 
 def sample_frames(min_frame: int, max_frame: int, num_frames: int) -> list[int]:
@@ -65,7 +86,9 @@ def joints_box(row: np.ndarray, min_confidence: float, margin: float) -> list[fl
     """The box of one (frame, person) joints row: min/max of its valid joints, grown by `margin`
     of its width and height on each side; None with fewer than two distinct valid joints."""
     points = row[2:].reshape(NUM_JOINTS, 3)
-    valid = points[(points[:, 2] > min_confidence) & ~((points[:, 0] == 0) & (points[:, 1] == 0))]
+    # A NaN or infinite coordinate or confidence is a missing joint, like OpenPose's all-zero ones.
+    finite = np.isfinite(points).all(axis=1)
+    valid = points[finite & (points[:, 2] > min_confidence) & ~((points[:, 0] == 0) & (points[:, 1] == 0))]
     if len(valid) < 2:
         return None
     x1, y1 = valid[:, 0].min(), valid[:, 1].min()
@@ -138,7 +161,7 @@ def decode_video_frames(path: str, indices: Sequence[int]) -> list[Image.Image]:
                     found[position] = frame.to_image()
                 if position >= wanted[-1]:
                     break
-    except (av.FFmpegError, IndexError, OSError) as err:
+    except (av.FFmpegError, IndexError, OSError, ValueError) as err:  # ValueError: a frame PIL cannot take
         raise ClipError(f"unreadable video ({type(err).__name__}: {err})", path) from None
     if len(found) < len(wanted):
         raise ClipError(f"video too short ({decoded} frames; frame {wanted[-1]} of the clip is needed)", path)

@@ -19,7 +19,12 @@ The defaults (0.1, seed 42) give 700 of 7,001 images a class; `validation_fracti
 
 Boxes: none ship with CAER-S, so `bbox` is None unless `face_boxes_file` names a third-party
 face-box file, one line per image: `train/Angry/0001.png,0,295,97,394,195` (relative path, label,
-x1, y1, x2, y2). Images the file does not list keep `bbox` None.
+x1, y1, x2, y2). Images the file does not list keep `bbox` None. A line that does not parse
+(a wrong field count, a label or box that is not numbers) makes its image a bad sample, skipped
+and counted with the file and line; a first line of the wrong form (other than a header) is a
+wrong layout and stops the build.
+
+An empty class folder, or a split without any image, is built (empty) with a warning.
 
 >>> from dataset_scripts import load_emotion_dataset
 >>> caer = load_emotion_dataset("caer_s", "/data/CAER-S", validation_fraction=0.1)  # doctest: +SKIP
@@ -49,9 +54,11 @@ from .common import (
     box_feature,
     clip_box_or_reason,
     dataset_root,
+    is_text,
     make_id,
     probe_image,
     safe_join,
+    show_cell,
 )
 
 
@@ -170,21 +177,36 @@ class CaerS(EmotionDatasetBuilder):
         files = {}
         for split in present:
             base, folders = self._class_folders(root, split)
-            # Names as strings (os.listdir): pathlib would intern every one of the 70k file names.
-            files[split] = [
-                (str(base), folder, name)
-                for folder in folders
-                for name in sorted(os.listdir(base / folder))
-                if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS and not name.startswith(".")
-            ]
+            files[split] = []
+            for folder in folders:
+                # Names as strings (os.listdir): pathlib would intern every one of the 70k file names.
+                names = [
+                    name
+                    for name in sorted(os.listdir(base / folder))
+                    if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS and not name.startswith(".")
+                ]
+                if not names:
+                    logger.warning(
+                        "CAER-S %s: the class folder %s holds no image (%s); class %s has no %s example.",
+                        split,
+                        base / folder,
+                        "/".join(IMAGE_EXTENSIONS),
+                        _class_of(folder),
+                        split,
+                    )
+                files[split] += [(str(base), folder, name) for name in names]
+            if not files[split]:
+                logger.warning("CAER-S %s: no image in any class folder of %s; the split is empty.", split, base)
         generators = []
-        if "train" in files:
+        if "train" in files and files["train"]:
             train, validation = self._carve_validation(files["train"], fraction)
             generators.append(self._generator(datasets.Split.TRAIN, "train", train, boxes))
             if validation:
                 generators.append(self._generator(datasets.Split.VALIDATION, "train", validation, boxes))
             elif fraction > 0:
                 logger.warning("CAER-S: validation_fraction=%s holds out no image of %s classes.", fraction, root)
+        elif "train" in files:
+            generators.append(self._generator(datasets.Split.TRAIN, "train", [], boxes))
         else:
             logger.warning("CAER-S: no train folder in %s; building test only.", root)
         if "test" in files:
@@ -212,32 +234,49 @@ class CaerS(EmotionDatasetBuilder):
         validation = [f for i, f in enumerate(files) if i in held_out]
         return train, validation
 
-    def _read_face_boxes(self, root: Path) -> dict[str, tuple[int, list[float]]]:
+    def _read_face_boxes(self, root: Path) -> dict[str, tuple[int, list[float]] | str]:
+        """`{relpath: (label, box)}`, or `{relpath: reason}` for a line that does not parse."""
         path = Path(self.config.face_boxes_file).expanduser()
         path = path if path.is_absolute() else dataset_root(self.config.data_dir) / path
         if not path.is_file():
             raise DatasetLayoutError(f"CAER-S: face_boxes_file {path} does not exist.")
-        boxes = {}
-        with open(path, encoding="utf-8-sig") as handle:
+        boxes: dict[str, tuple[int, list[float]] | str] = {}
+        layout = "relpath,label,x1,y1,x2,y2"
+        first, bad = True, 0
+        with open(path, encoding="utf-8-sig", errors="surrogateescape") as handle:
             for line_number, line in enumerate(handle, start=1):
                 if not line.strip():
                     continue
                 fields = [f.strip() for f in line.split(",")]
                 where = f"{path}:{line_number}"
+                reason = None
                 if len(fields) != 6:
-                    raise AnnotationFormatError(
-                        f"{where}: expected 6 comma-separated fields (relpath,label,x1,y1,x2,y2), got {len(fields)}."
-                    )
-                try:
-                    label, box = int(fields[1]), [float(v) for v in fields[2:]]
-                except ValueError:
-                    if line_number == 1:  # a header line
-                        continue
-                    raise AnnotationFormatError(f"{where}: label and box must be numbers, got {fields[1:]}.") from None
+                    if first:
+                        raise AnnotationFormatError(
+                            f"{where}: expected 6 comma-separated fields ({layout}), got {len(fields)}."
+                        )
+                    reason = f"bad face-box line ({where}: {len(fields)} fields; expected 6: {layout})"
+                else:
+                    try:
+                        label, box = int(fields[1]), [float(v) for v in fields[2:]]
+                    except ValueError:
+                        if line_number == 1:  # a header line
+                            continue
+                        reason = (
+                            f"bad face-box line ({where}: label and box {show_cell(fields[1:])}; "
+                            "expected an integer and 4 numbers)"
+                        )
+                first = False
                 relpath = _canonical_relpath(fields[0])
-                safe_join(root, relpath, source=str(path), field="relpath")
-                boxes[relpath] = (label, box)
-        logger.info("CAER-S: %d face boxes read from %s.", len(boxes), path)
+                if not relpath or not is_text(relpath):
+                    # Not attributable to an image: it cannot be skipped with one, so it is named here.
+                    bad += 1
+                    logger.warning("CAER-S: %s names no image (%s); line ignored.", where, show_cell(fields[0]))
+                    continue
+                safe_join(root, relpath, source=where, field="relpath")
+                boxes[relpath] = reason if reason is not None else (label, box)
+        bad += sum(isinstance(entry, str) for entry in boxes.values())
+        logger.info("CAER-S: %d face boxes read from %s (%d bad lines).", len(boxes), path, bad)
         return boxes
 
     def _examples(self, log: BadSampleLog, original_split: str, files: list, boxes: dict):
@@ -253,6 +292,9 @@ class CaerS(EmotionDatasetBuilder):
             class_name = _class_of(folder)
             bbox = None
             if relpath in boxes:
+                if isinstance(boxes[relpath], str):  # its line in the face-box file does not parse
+                    log.skip(path, boxes[relpath], example_id)
+                    continue
                 label, box = boxes[relpath]
                 label_mismatches += label != CAER_S_CLASSES.index(class_name)
                 if any(math.isnan(v) for v in box):

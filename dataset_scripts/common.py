@@ -9,18 +9,25 @@ with the schema below (see README.md, "Datasets"):
   clipped to the image, `labels` in the task's one label order, `vad` where the dataset has it,
   and the metadata the dataset carries.
 
-Bad samples (a missing or unreadable image or video, a NaN label, a box of zero area) are
-skipped, counted and logged with their path and reason (`BadSampleLog`); `strict=True` turns
-the first one into an error. A wrong layout is an immediate `DatasetLayoutError`, and a path
-from an annotation file that would leave the data root is refused (`UnsafePathError`).
+Bad samples (a missing, unreadable or oversized image, video or joints file, an annotation row
+or cell that does not parse, a NaN label, a box of zero area) are skipped, counted and logged
+with their path (`file:line` for an annotation row) and reason (`BadSampleLog`); `strict=True`
+turns the first one into an error naming the file, the row and the field. No single sample ever
+stops a build. A wrong layout (missing folders, a wrong header or first row, a struct without
+an expected field) is an immediate `DatasetLayoutError` or `AnnotationFormatError` saying what
+was expected where, and a path from an annotation file that would leave the data root is refused
+(`UnsafePathError`). An unexpected failure is re-raised as a `DatasetGenerationError` whose own
+message names the sample being read and the cause.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import math
 import os
+import re
 import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -41,6 +48,9 @@ logger = logging.get_logger(__name__)
 NUM_EMOTIC_CATEGORIES = len(EMOTIC_CATEGORIES)
 BAD_SAMPLES_FILE = "bad_samples.json"
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+# Over this many pixels a PNG is checked with Image.verify() (every chunk read and its CRC
+# checked) rather than decoded into a full pixel buffer; JPEGs are always decoded at 1/8 scale.
+FULL_DECODE_PIXELS = 4096 * 4096
 
 
 def box_feature() -> List:
@@ -134,20 +144,52 @@ def safe_join(root: str | os.PathLike, relative: str, *, source: str, field: str
     return joined
 
 
+def _check_image_data(image: Image.Image) -> None:
+    """Read an opened image's whole compressed data, so truncated and corrupt files raise here.
+
+    The builders need only the size, so no full-size pixel buffer is made for it: a JPEG is
+    decoded at 1/8 scale (draft mode still entropy-decodes every block, so a truncated or corrupt
+    file fails the same way), and a PNG of more than `FULL_DECODE_PIXELS` is verified chunk by
+    chunk (CRCs) instead of decoded.
+    """
+    if image.format == "JPEG":
+        image.draft(image.mode, (1, 1))
+        image.load()
+    elif image.format == "PNG" and image.width * image.height > FULL_DECODE_PIXELS:
+        image.verify()
+    else:
+        image.load()
+
+
+def decompression_bomb_reason(error: Exception) -> str:
+    """The bad-sample reason for a picture over PIL's decompression-bomb limit, with how to allow it."""
+    found = re.search(r"\((\d+) pixels\)", str(error))
+    pixels = f"{int(found.group(1)):,} pixels" if found else str(error)
+    limit = Image.MAX_IMAGE_PIXELS
+    over = f"over 2 x PIL.Image.MAX_IMAGE_PIXELS = {2 * limit:,}" if limit else "over PIL's limit"
+    return (
+        f"picture over PIL's decompression-bomb limit ({pixels}, {over}; to allow it, set "
+        "PIL.Image.MAX_IMAGE_PIXELS to a larger number, or None, before building)"
+    )
+
+
 def probe_image(path: str | os.PathLike, decode: bool = True) -> tuple[tuple[int, int] | None, str | None]:
     """Open an image and return `((width, height), None)`, or `(None, reason)` when it is bad.
 
-    With `decode=True` the whole image is decoded, which finds truncated and corrupt files.
+    With `decode=True` the whole file is read and checked (see `_check_image_data`), which finds
+    truncated and corrupt files without a full-size decode; `decode=False` reads the header only.
     """
     try:
         with Image.open(path) as image:
             size = image.size
             if decode:
-                image.load()
+                _check_image_data(image)
         return size, None
     except FileNotFoundError:
         return None, "missing image"
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+    except Image.DecompressionBombError as err:
+        return None, decompression_bomb_reason(err)
+    except Exception as err:  # noqa: BLE001 - whatever a decoder raises on this file, the file is bad
         return None, f"unreadable image ({type(err).__name__}: {err})"
 
 
@@ -175,6 +217,8 @@ class BadSampleLog:
         self.dataset, self.split, self.strict = dataset, split, strict
         self.records: list[dict] = []
         self.kept = 0
+        # The sample being read (`file:line`, a path): named if something unexpected stops the build.
+        self.where: str | None = None
 
     def skip(self, path: str | os.PathLike, reason: str, example_id: str | None = None) -> None:
         if self.strict:
@@ -191,6 +235,13 @@ class BadSampleLog:
 
     def summary(self) -> dict:
         counts = self.reason_counts()
+        if not self.kept:
+            logger.warning(
+                "%s %s: the split is empty (%s).",
+                self.dataset,
+                self.split,
+                f"all {len(self.records)} samples were bad" if self.records else "no sample found",
+            )
         if self.records:
             detail = ", ".join(f"{reason}: {n}" for reason, n in sorted(counts.items()))
             logger.warning(
@@ -204,6 +255,71 @@ class BadSampleLog:
         else:
             logger.info("%s %s: kept %d examples, no bad samples.", self.dataset, self.split, self.kept)
         return {"kept": self.kept, "skipped": len(self.records), "reasons": counts, "samples": self.records}
+
+
+def show_cell(value, limit: int = 60) -> str:
+    """`repr(value)`, cut to `limit` characters: a bad cell may be megabytes long."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 5]}...' ({len(str(value)):,} characters)"
+
+
+def is_text(cell: str) -> bool:
+    try:
+        cell.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: bytes that were not UTF-8 (errors="surrogateescape")
+        return False
+    return True
+
+
+def read_csv_rows(
+    path: str | os.PathLike,
+    log: BadSampleLog,
+    num_columns: Sequence[int],
+    layout: str,
+    header: Sequence[str] | None = None,
+) -> Iterator[tuple[int, list[str]]]:
+    """`(line, row)` for each well-formed row of an annotation CSV; the others are bad samples.
+
+    A row that the csv module cannot read (a cell over `csv.field_size_limit()`, a stray quote),
+    that holds bytes which are not UTF-8, or that has a column count not in `num_columns` is
+    skipped and counted as `<path>:<line>`, and the file reads on. The header (when given) and
+    the first data row show the file's layout: a wrong one is an `AnnotationFormatError`
+    naming the file, the line and `layout` (what was expected).
+    """
+    with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as handle:
+        reader = csv.reader(handle, dialect="excel")
+        if header is not None:
+            found = next(reader, None)
+            if found != list(header):
+                raise AnnotationFormatError(f"{path}: expected the header {','.join(header)}, got {found}.")
+        first = True
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as err:
+                where = f"{path}:{reader.line_num}"
+                log.where = where
+                hint = "; csv.field_size_limit() sets the limit" if "field limit" in str(err) else ""
+                log.skip(where, f"unreadable CSV row ({err}{hint})")
+                continue
+            line = reader.line_num
+            if not row:
+                continue
+            where = f"{path}:{line}"
+            log.where = where
+            if not all(is_text(cell) for cell in row):
+                log.skip(where, "unreadable CSV row (bytes that are not UTF-8 text)")
+                continue
+            if len(row) not in num_columns:
+                expected = " or ".join(map(str, num_columns))
+                if first:
+                    raise AnnotationFormatError(f"{where}: expected {expected} columns ({layout}), got {len(row)}.")
+                log.skip(where, f"wrong column count ({len(row)}; expected {expected}: {layout})")
+                continue
+            first = False
+            yield line, row
 
 
 def fingerprint_files(paths: Iterable[str | os.PathLike], extra: str = "") -> str:
@@ -262,12 +378,14 @@ class EmotionDatasetBuilder(datasets.GeneratorBasedBuilder):
     def _generate_examples(self, split_name: str, **gen_kwargs) -> Iterator[tuple[str, dict]]:
         """The split's good examples, counted; the bad ones end in the split's bad-sample report."""
         log = BadSampleLog(self.DATASET, split_name, strict=self.config.strict)
+        self._log = log
         for key, example in self._examples(log, **gen_kwargs):
             log.kept += 1
             yield key, example
         self._bad_sample_reports[split_name] = log.summary()
 
     def _prepare_split(self, *args, **kwargs):
+        self._log = None
         try:
             return super()._prepare_split(*args, **kwargs)
         except datasets.exceptions.DatasetGenerationError as err:
@@ -275,7 +393,16 @@ class EmotionDatasetBuilder(datasets.GeneratorBasedBuilder):
             cause = err.__cause__
             if isinstance(cause, (BadSampleError, UnsafePathError, AnnotationFormatError, DatasetLayoutError)):
                 raise cause.with_traceback(cause.__traceback__) from None
-            raise
+            if cause is None:
+                raise
+            # Not one of our worded errors: say in this error's own message where and why it stopped.
+            log = getattr(self, "_log", None)
+            where = f" while reading {log.where}" if log is not None and log.where else ""
+            split = f" {log.split}" if log is not None else ""
+            raise datasets.exceptions.DatasetGenerationError(
+                f"{self.DATASET}{split}: the build stopped{where}: {type(cause).__name__}: {cause} "
+                "(an unexpected failure: a bad sample should have been skipped; please report this message)"
+            ) from cause
 
     def _download_and_prepare(self, dl_manager, verification_mode, **prepare_split_kwargs):
         super()._download_and_prepare(dl_manager, verification_mode, **prepare_split_kwargs)

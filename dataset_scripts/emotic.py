@@ -23,7 +23,11 @@ its .mat person by image and box and gets the same id as in the .mat form; a CSV
 one form cannot be joined to the wrong person of the other.
 
 Missing VAD (NaN) is not a bad sample: the example is kept with NaN in `vad` (mask it in the
-VAD loss). Boxes are clipped to the image; a box of zero area after clipping is a bad sample.
+VAD loss). Boxes are clipped to the image; a box of zero area after clipping is a bad sample, and
+so is a person or CSV row whose values do not parse (a box or VAD that is not numbers, a category
+that is not a name, an unreadable or oversized cell): it is skipped and counted with its `.mat`
+record or `file:line` and the field. A struct without a field the builder reads, or a CSV with
+another header, is a wrong layout and stops the build with an error that says what was expected.
 
 >>> from dataset_scripts import load_emotion_dataset
 >>> emotic = load_emotion_dataset("emotic", "/data/EMOTIC")  # doctest: +SKIP
@@ -32,7 +36,6 @@ VAD loss). Boxes are clipped to the image; a box of zero area after clipping is 
 from __future__ import annotations
 
 import ast
-import csv
 import math
 import os
 import re
@@ -60,7 +63,9 @@ from .common import (
     make_id,
     multi_hot_feature,
     probe_image,
+    read_csv_rows,
     safe_join,
+    show_cell,
     vad_feature,
 )
 from .matfile import iter_struct_array
@@ -83,6 +88,14 @@ CSV_HEADER = [
     "Age",
 ]
 _CATEGORY_INDEX = {name: i for i, name in enumerate(EMOTIC_CATEGORIES)}
+CSV_LAYOUT = "the public baseline's emotic_pre form: " + ", ".join(CSV_HEADER)
+# Errors in one person's or image's record of the .mat: a bad sample, not a bad file.
+_RECORD_ERRORS = (ValueError, TypeError, AttributeError, IndexError, KeyError)
+
+
+class _MissingField(AnnotationFormatError):
+    """A struct without a field the builder reads: the elements of a MATLAB struct array share
+    their fields, so this is the file's layout, not one bad sample."""
 
 
 @dataclass
@@ -120,7 +133,7 @@ def _field(struct, name: str, where: str):
     if names is None:
         raise AnnotationFormatError(f"{where}: expected a MATLAB struct with field {name!r}, got {type(struct)}.")
     if name not in names:
-        raise AnnotationFormatError(f"{where}: struct has no field {name!r}; its fields are {names}.")
+        raise _MissingField(f"{where}: struct has no field {name!r}; its fields are {names}.")
     return getattr(struct, name)
 
 
@@ -128,9 +141,17 @@ def _has_field(struct, name: str) -> bool:
     return name in (getattr(struct, "_fieldnames", None) or ())
 
 
-def _number(value) -> float:
-    array = np.asarray(value, dtype=np.float64).ravel()
-    return float(array[0]) if array.size else math.nan
+def _floats(value, where: str) -> list[float]:
+    """The numbers of a MATLAB value; a ValueError naming `where` (record and field) if it holds others."""
+    try:
+        return np.asarray(value, dtype=np.float64).ravel().tolist()
+    except (ValueError, TypeError):
+        raise ValueError(f"{where} holds {show_cell(value)}; expected numbers") from None
+
+
+def _number(value, where: str) -> float:
+    values = _floats(value, where)
+    return values[0] if values else math.nan
 
 
 def _text(value) -> str | None:
@@ -154,12 +175,12 @@ def _strings(value) -> list:
 
 def _vad(struct, where: str) -> list[float]:
     if isinstance(struct, np.ndarray) and struct.dtype != object:
-        values = [float(v) for v in struct.ravel()]
+        values = _floats(struct, where)
         if len(values) == 3:
             return values
     if isinstance(struct, np.ndarray) and struct.size == 0:
         return [math.nan] * 3
-    return [_number(_field(struct, name, where)) for name in ("valence", "arousal", "dominance")]
+    return [_number(_field(struct, name, where), f"{where}.{name}") for name in ("valence", "arousal", "dominance")]
 
 
 @dataclass
@@ -171,10 +192,12 @@ class _Person:
     gender: str | None
     age: str | None
     num_annotators: int
+    # Why this person's record cannot be used (a bad sample), or None.
+    bad: str | None = None
 
 
 def _read_person(person, index: int, where: str) -> _Person:
-    bbox = np.asarray(_field(person, "body_bbox", where), dtype=np.float64).ravel().tolist()
+    bbox = _floats(_field(person, "body_bbox", where), where + ".body_bbox")
     annotators = [a for a in _as_list(_field(person, "annotations_categories", where)) if a is not None]
     if _has_field(person, "combined_categories"):  # val/test
         categories = _strings(_field(person, "combined_categories", where))
@@ -189,6 +212,8 @@ def _read_person(person, index: int, where: str) -> _Person:
     else:
         entries = _as_list(_field(person, "annotations_continuous", where))
         continuous = [_vad(c, where + ".annotations_continuous") for c in entries]
+        if any(len(values) != 3 for values in continuous):
+            raise ValueError(f"{where}.annotations_continuous holds {continuous}; expected [V, A, D] per annotator")
         vad = np.mean(continuous, axis=0).tolist() if continuous else [math.nan] * 3
     gender = _text(person.gender) if _has_field(person, "gender") else None
     age = _text(person.age) if _has_field(person, "age") else None
@@ -214,36 +239,105 @@ class _MatImage:
     source_database: str | None
     size: tuple[float, float] | None
     persons: list[_Person]
+    where: str = ""
+    # Why the image's record cannot be used (its persons are then unknown), or None.
+    bad: str | None = None
+
+
+def _bad_record(err: Exception) -> str:
+    # The worded errors above name the record and field; anything else gets its type too.
+    text = str(err) if type(err) in (ValueError, TypeError) else f"{type(err).__name__}: {err}"
+    return f"bad .mat record ({text})"
+
+
+def _read_image(image, where: str) -> _MatImage:
+    filename = _text(_field(image, "filename", where))
+    folder = _text(_field(image, "folder", where))
+    if not filename or not folder:
+        raise TypeError(
+            f"{where}: 'filename' and 'folder' must be non-empty strings, got {show_cell(image.filename)} and "
+            f"{show_cell(image.folder)}"
+        )
+    database = None
+    if _has_field(image, "original_database"):
+        source = image.original_database
+        database = _text(source.name) if _has_field(source, "name") else _text(source)
+    size = None
+    if _has_field(image, "image_size"):
+        image_size = image.image_size
+        size = tuple(_number(_field(image_size, n, where), f"{where}.image_size.{n}") for n in ("n_col", "n_row"))
+    persons = []
+    for j, person in enumerate(_as_list(_field(image, "person", where))):
+        person_where = f"{where}.person({j + 1})"
+        try:
+            persons.append(_read_person(person, j, person_where))
+        except _MissingField:
+            raise
+        except _RECORD_ERRORS as err:  # a value of the wrong type or shape in this person's record
+            bad = _bad_record(err)
+            persons.append(_Person(j, [], [], [math.nan] * 3, None, None, 0, bad=bad))
+    return _MatImage(folder.rstrip("/"), filename, database, size, persons, where)
 
 
 def _iter_mat_images(path: Path, split: str) -> Iterator[_MatImage]:
     for i, image in enumerate(_read_mat_split(path, split)):
-        where = f"{path.name}: {split}({i + 1})"
-        filename = _text(_field(image, "filename", where))
-        folder = _text(_field(image, "folder", where))
-        if not filename or folder is None:
-            raise AnnotationFormatError(f"{where}: 'filename' and 'folder' must be strings.")
-        database = None
-        if _has_field(image, "original_database"):
-            source = image.original_database
-            database = _text(source.name) if _has_field(source, "name") else _text(source)
-        size = None
-        if _has_field(image, "image_size"):
-            image_size = image.image_size
-            size = (_number(_field(image_size, "n_col", where)), _number(_field(image_size, "n_row", where)))
-        persons = [
-            _read_person(person, j, f"{where}.person({j + 1})")
-            for j, person in enumerate(_as_list(_field(image, "person", where)))
-        ]
-        yield _MatImage(folder.rstrip("/"), filename, database, size, persons)
+        # Messages name the record by file name (`Annotations.mat: train(3).person(1).body_bbox`),
+        # the skip's path is the record in the full path.
+        where, record = f"{path.name}: {split}({i + 1})", f"{path}: {split}({i + 1})"
+        try:
+            read = _read_image(image, where)
+            read.where = record
+            yield read
+        except _MissingField:
+            raise
+        except _RECORD_ERRORS as err:
+            yield _MatImage("", "", None, None, [], record, bad=_bad_record(err))
 
 
-def _literal(cell: str, where: str):
+class _CellError(ValueError):
+    """A CSV cell that does not hold what its column should (the row is a bad sample)."""
+
+
+def _list_cell(row: dict, column: str, numbers: bool) -> list:
+    """The Python list that the baseline wrote as a repr into `row[column]`."""
+    cell = row[column]
+    expected = "a list of numbers" if numbers else "a list"
     try:
         # The baseline writes Python reprs; a NaN would appear as a bare `nan`.
-        return ast.literal_eval(re.sub(r"\bnan\b", "None", cell))
-    except (ValueError, SyntaxError) as err:
-        raise AnnotationFormatError(f"{where}: cannot parse {cell!r} as a Python literal ({err}).") from None
+        value = ast.literal_eval(re.sub(r"\bnan\b", "None", cell))
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError) as err:
+        shown, kind = show_cell(cell), type(err).__name__
+        message = f"{column} {shown} does not parse as a Python literal ({kind}); expected {expected}"
+        raise _CellError(message) from None
+    if not isinstance(value, list):
+        raise _CellError(f"{column} {show_cell(cell)} is not a list; expected {expected}")
+    if not numbers:
+        return value
+    out = []
+    for item in value:
+        if item is None:
+            out.append(math.nan)
+        elif isinstance(item, (int, float)) and not isinstance(item, bool):
+            out.append(float(item))
+        else:
+            raise _CellError(f"{column} {show_cell(cell)} holds {show_cell(item)}; expected {expected}")
+    return out
+
+
+def _category_reason(name) -> str | None:
+    """Why a category label cannot be used, or None for a known category name."""
+    if isinstance(name, str):
+        if name.strip() in _CATEGORY_INDEX:
+            return None
+        return f"unknown category ({name!r}; expected one of EMOTIC's 26)"
+    names = ", ".join(EMOTIC_CATEGORIES)
+    if name is None:
+        return "NaN category label (an empty or NaN cell; expected a category name)"
+    if isinstance(name, (int, float, np.number)) and not isinstance(name, (bool, np.bool_)):
+        if math.isnan(float(name)):
+            return "NaN category label (expected a category name)"
+        return f"category label is not a name (the number {float(name)!r}; expected one of {names})"
+    return f"category label is not a name ({show_cell(name)}, a {type(name).__name__}; expected one of {names})"
 
 
 def baseline_csv_box(bbox: Sequence[float], image_size: tuple[float, float]) -> list[int]:
@@ -381,19 +475,30 @@ class Emotic(EmotionDatasetBuilder):
 
     def _examples(self, log: BadSampleLog, split: str, form: str, mat_path, csv_path, root: Path):
         resolver = _ImageResolver(root / "emotic", mat_path or csv_path, self.config.verify_images)
-        rows = self._mat_rows(mat_path, split) if form == "mat" else self._csv_rows(csv_path, mat_path, split)
-        for example_id, folder, filename, person, database in rows:
-            example = self._example(log, resolver, example_id, folder, filename, person, database)
+        if form == "mat":
+            rows = self._mat_rows(log, mat_path, split)
+        else:
+            rows = self._csv_rows(log, csv_path, mat_path, split)
+        for example_id, folder, filename, person, database, source in rows:
+            example = self._example(log, resolver, example_id, folder, filename, person, database, source)
             if example is not None:
                 yield example_id, example
 
-    def _mat_rows(self, mat_path: Path, split: str):
+    def _mat_rows(self, log: BadSampleLog, mat_path: Path, split: str):
         for image in _iter_mat_images(mat_path, split):
+            log.where = image.where
+            if image.bad is not None:
+                log.skip(image.where, image.bad)
+                continue
             for person in image.persons:
                 example_id = make_id(split, f"{image.folder}/{image.filename}", person.index)
-                yield example_id, image.folder, image.filename, person, image.source_database
+                if person.bad is not None:
+                    log.skip(f"{image.where}.person({person.index + 1})", person.bad, example_id)
+                    continue
+                source = f"{image.where}.person({person.index + 1})"
+                yield example_id, image.folder, image.filename, person, image.source_database, source
 
-    def _csv_rows(self, csv_path: Path, mat_path: Path | None, split: str):
+    def _csv_rows(self, log: BadSampleLog, csv_path: Path, mat_path: Path | None, split: str):
         matcher = _MatMatcher(mat_path, split) if mat_path is not None else None
         if matcher is None:
             logger.warning(
@@ -403,19 +508,25 @@ class Emotic(EmotionDatasetBuilder):
                 csv_path,
             )
         rank: dict[tuple[str, str], int] = defaultdict(int)
-        for line, row in _read_emotic_csv(csv_path):
+        rows = read_csv_rows(csv_path, log, (len(CSV_HEADER),), CSV_LAYOUT, header=CSV_HEADER)
+        for line, cells in rows:
             where = f"{csv_path}:{line}"
+            row = dict(zip(CSV_HEADER, cells))
             folder, filename = row["Folder"].rstrip("/"), row["Filename"]
-            categories = _literal(row["Categorical_Labels"], where + " Categorical_Labels")
-            vad = _literal(row["Continuous_Labels"], where + " Continuous_Labels")
-            bbox = _literal(row["BBox"], where + " BBox")
-            if not isinstance(categories, list) or not isinstance(vad, list) or not isinstance(bbox, list):
-                raise AnnotationFormatError(f"{where}: BBox, Categorical_Labels, Continuous_Labels must be lists.")
-            vad = [math.nan if v is None else float(v) for v in vad]
-            if len(vad) != 3:
-                raise AnnotationFormatError(f"{where}: Continuous_Labels must hold [V, A, D], got {vad}.")
-            bbox = [math.nan if v is None else float(v) for v in bbox]
+            if not folder or not filename:
+                log.skip(where, f"empty CSV cell ({'Folder' if not folder else 'Filename'}; expected a path)")
+                continue
             key = (folder, filename)
+            try:
+                categories = _list_cell(row, "Categorical_Labels", numbers=False)
+                vad = _list_cell(row, "Continuous_Labels", numbers=True)
+                bbox = _list_cell(row, "BBox", numbers=True)
+                if len(vad) != 3:
+                    raise _CellError(f"Continuous_Labels holds {len(vad)} values; expected [V, A, D]")
+            except _CellError as err:
+                rank[key] += 1  # the row still holds its place: the other rows' ids do not shift
+                log.skip(where, f"bad CSV cell ({err})")
+                continue
             match = matcher.match(key, bbox) if matcher else None
             if match is not None:
                 index, num_annotators, database = match
@@ -428,24 +539,25 @@ class Emotic(EmotionDatasetBuilder):
                 example_id = make_id(split, f"{folder}/{filename}", f"r{rank[key]}")
             rank[key] += 1
             person = _Person(index, bbox, categories, vad, row["Gender"] or None, row["Age"] or None, num_annotators)
-            yield example_id, folder, filename, person, database
+            yield example_id, folder, filename, person, database, where
 
-    def _example(self, log: BadSampleLog, resolver, example_id, folder, filename, person: _Person, database):
+    def _example(self, log: BadSampleLog, resolver, example_id, folder, filename, person: _Person, database, source):
+        """The example, or None when it is a bad sample. `source` is the person's annotation
+        (`.mat` record or `file:line`): the path of faults in the annotation, as the image's
+        path is that of faults in the image."""
         relative = f"{folder}/{filename}"
-        path, size, reason = resolver.resolve(folder, filename)
+        path, size, reason = resolver.resolve(folder, filename, source)
         if reason is not None:
             log.skip(path, reason, example_id)
             return None
         labels = [0.0] * len(EMOTIC_CATEGORIES)
         if person.num_annotators == 0:
-            log.skip(path, "no category annotation", example_id)
+            log.skip(source, "no category annotation", example_id)
             return None
         for name in person.categories:
-            if not isinstance(name, str):
-                log.skip(path, f"NaN category label ({name!r})", example_id)
-                return None
-            if name.strip() not in _CATEGORY_INDEX:
-                log.skip(path, f"unknown category ({name!r}; expected one of EMOTIC's 26)", example_id)
+            reason = _category_reason(name)
+            if reason is not None:
+                log.skip(source, reason, example_id)
                 return None
             labels[_CATEGORY_INDEX[name.strip()]] = 1.0
         bbox, reason = clip_box_or_reason(person.bbox, size)
@@ -476,20 +588,25 @@ class _ImageResolver:
         self._folders: dict[str, str] = {}
         self._last: tuple | None = None
 
-    def _folder(self, folder: str) -> str:
+    def _folder(self, folder: str, source: str) -> str:
         if folder not in self._folders:
-            direct = safe_join(self.images_root, folder, source=str(self.source), field="folder")
+            direct = safe_join(self.images_root, folder, source=source, field="folder")
             first = folder.split("/")[0]
-            nested = safe_join(self.images_root, f"{first}/{folder}", source=str(self.source), field="folder")
+            nested = safe_join(self.images_root, f"{first}/{folder}", source=source, field="folder")
             self._folders[folder] = nested if (not os.path.isdir(direct) and os.path.isdir(nested)) else direct
         return self._folders[folder]
 
-    def resolve(self, folder: str, filename: str) -> tuple[str, tuple[int, int] | None, str | None]:
+    def resolve(
+        self, folder: str, filename: str, source: str | None = None
+    ) -> tuple[str, tuple[int, int] | None, str | None]:
+        """The image's path, size and bad-sample reason; `source` (the annotation row or record)
+        is named if the folder or filename would leave the data root."""
         if self._last is not None and self._last[0] == (folder, filename):
             return self._last[1]
-        directory = self._folder(folder)
+        source = source or str(self.source)
+        directory = self._folder(folder, source)
         # The filename must stay inside its folder, not only inside the data root.
-        path = safe_join(directory, filename, source=str(self.source), field="filename")
+        path = safe_join(directory, filename, source=source, field="filename")
         size, reason = probe_image(path, decode=self.decode)
         self._last = ((folder, filename), (path, size, reason))
         return path, size, reason
@@ -505,10 +622,12 @@ class _MatMatcher:
     def __init__(self, mat_path: Path, split: str):
         self.images: dict[tuple[str, str], tuple[str | None, list]] = {}
         for image in _iter_mat_images(mat_path, split):
+            if image.bad is not None:  # its CSV rows match no person and get row-rank ids, with a warning
+                continue
             persons = []
-            if image.size is not None:
+            if image.size is not None and all(math.isfinite(v) for v in image.size):
                 for person in image.persons:
-                    if all(math.isfinite(v) for v in person.bbox) and len(person.bbox) == 4:
+                    if person.bad is None and len(person.bbox) == 4 and all(math.isfinite(v) for v in person.bbox):
                         box = tuple(baseline_csv_box(person.bbox, image.size))
                         persons.append((person.index, box, person.num_annotators))
             self.images[(image.folder, image.filename)] = (image.source_database, persons)
@@ -524,17 +643,3 @@ class _MatMatcher:
                 self.used.add((*key, index))
                 return index, num_annotators, database
         return None
-
-
-def _read_emotic_csv(path: Path) -> Iterator[tuple[int, dict]]:
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle, dialect="excel")
-        header = next(reader, None)
-        if header != CSV_HEADER:
-            raise AnnotationFormatError(f"{path}: expected the header {','.join(CSV_HEADER)}, got {header}.")
-        for line, row in enumerate(reader, start=2):
-            if not row:
-                continue
-            if len(row) != len(CSV_HEADER):
-                raise AnnotationFormatError(f"{path}:{line}: expected {len(CSV_HEADER)} columns, got {len(row)}.")
-            yield line, dict(zip(CSV_HEADER, row))

@@ -64,17 +64,19 @@ def load_emotion_dataset(
     """
     builder = get_builder(name, data_dir, cache_dir=cache_dir, **builder_options)
     builder.download_and_prepare(download_mode=download_mode)
+    fresh = bool(builder._bad_sample_reports)  # built now (it has logged its counts) rather than cached
     splits = {}
     for split, info in builder.info.splits.items():
         if info.num_examples:
             splits[split] = builder.as_dataset(split=split)
         else:  # every example was bad: an empty split rather than an error far from the cause
-            logger.warning("%s %s: no example left; the split is empty.", name, split)
+            if not fresh:  # a fresh build has said so already, with its counts
+                logger.warning("%s %s: no example left; the split is empty.", name, split)
             empty = {column: [] for column in builder.info.features}
             splits[split] = datasets.Dataset.from_dict(empty, features=builder.info.features, split=split)
     dataset = datasets.DatasetDict(splits)
     # A fresh build has logged its bad samples already; a cached one says here what it skipped then.
-    cached_reports = {} if builder._bad_sample_reports else builder.bad_samples
+    cached_reports = {} if fresh else builder.bad_samples
     skipped = {split: report["skipped"] for split, report in cached_reports.items() if report.get("skipped")}
     if skipped:
         logger.warning(
@@ -90,4 +92,27 @@ def load_emotion_dataset(
         rows, metadata = load_description_set(descriptions, revision=descriptions_revision)
         if metadata.get("dataset") and metadata["dataset"] != name:
             logger.warning("Description set %s was made for %r, not %r.", descriptions, metadata["dataset"], name)
-    return join_descriptions(dataset, rows, on_missing=on_missing)
+    joined = join_descriptions(dataset, rows, on_missing=on_missing)
+    warn_empty_descriptions(joined, str(descriptions) if not isinstance(descriptions, datasets.Dataset) else None)
+    return joined
+
+
+def warn_empty_descriptions(dataset: datasets.DatasetDict, source: str | None = None) -> list[str]:
+    """Warn for each non-empty split whose descriptions are all empty (blank) strings; return those splits.
+
+    A model trained on such a split learns from the image alone, silently: usually the
+    description set failed (every row an error kept with `on_missing="keep"`, or a wrong set).
+    """
+    blank = []
+    for split, rows in dataset.items():
+        if "description" not in rows.column_names or not len(rows):
+            continue
+        if not any(text and text.strip() for text in rows["description"]):
+            blank.append(split)
+            logger.warning(
+                "Split %r: all %d descriptions are empty%s; a model would learn from the image alone.",
+                split,
+                len(rows),
+                f" (description set {source})" if source else "",
+            )
+    return blank
