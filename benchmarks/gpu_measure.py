@@ -62,9 +62,10 @@ def reset_peak_memory(device: str) -> None:
 
 
 def release(device: str) -> None:
-    """Give the memory of the previous part back, so that the next one starts from an empty card."""
-    gc.collect()
+    """Give the memory of the previous part back, so that the next one starts from an empty card (on a CPU,
+    reference counting has done it: a full collection there only costs time)."""
     if device.startswith("cuda"):
+        gc.collect()
         torch.cuda.empty_cache()
 
 
@@ -335,7 +336,10 @@ def make_training_step(model, device: str, dtype: torch.dtype, feed: str) -> Cal
 
 
 def counted_flops(step: Callable[[dict], None], batch: dict) -> int:
-    """Matrix FLOPs of one step (forward, backward and any recomputation), as torch's FLOP counter sees them."""
+    """Matrix FLOPs of one step (forward, backward and any recomputation), as torch's FLOP counter sees them.
+
+    It knows the CUDA attention kernels (flash, memory-efficient, cuDNN) but not the CPU's fused SDPA, so on a
+    CPU the attention products are left out of the count."""
     from torch.utils.flop_counter import FlopCounterMode
 
     counter = FlopCounterMode(display=False)
@@ -351,6 +355,19 @@ def enable_checkpointing(model) -> None:
         model.activation_checkpointing_enable()
     else:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
+def time_steps(step: Callable[[dict], None], batch: dict, device: str, steps: int, warmup: int) -> float:
+    """Mean seconds a step over `steps` steps run back to back (no synchronisation between them, as in a
+    training loop, so that the host queues the next step while the device finishes this one)."""
+
+    def run() -> None:
+        for _ in range(steps):
+            step(batch)
+
+    for _ in range(warmup):
+        step(batch)
+    return device_times(run, device, repeats=1, warmup=0)[0] / steps
 
 
 def set_vision_trainable(model, trainable: bool) -> None:
@@ -389,13 +406,12 @@ def run_stage2(settings, device: str, budget: Budget, calibration: dict | None) 
         started = time.perf_counter()
         try:
             flops = counted_flops(step, batch)  # also the first warm-up step
-            times = device_times(lambda step=step: step(batch), device, settings.train_steps, settings.train_warmup)
+            seconds = time_steps(step, batch, device, settings.train_steps, settings.train_warmup)
         except torch.OutOfMemoryError:
             release(device)
             modes[name] = {"status": "out of memory", "flags": flags}
             continue
         first_s = first_s or time.perf_counter() - started
-        seconds = statistics.median(times)
         bound = flops / rate if rate else None
         modes[name] = {
             "status": "ok",
