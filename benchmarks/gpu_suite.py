@@ -1,7 +1,9 @@
 """The project's GPU figures in one bounded run: stage 1 decoding, stage 2 training, inference, against the card.
 
-One command for a short GPU slot (at most 8 minutes on one H100/H200, the budget enforced here). Random
-weights at the real shapes, nothing downloaded. Parts, each guarded so that one failing leaves the others:
+One command for a short GPU slot: within 8 minutes on one H100/H200 (a 420 s budget, imports included,
+enforced here: a part's remaining batch sizes or modes are skipped when its share of the time is near
+its end). Random weights at the real shapes, nothing downloaded. Parts, each guarded so that one
+failing leaves the others' results:
 
 0. calibration: memory bandwidth from a device-to-device copy, and the bf16 matmul rate (random data);
 1. stage1: the LLaVA-1.5-7B architecture in bf16, `TransformersDescriber` (caption.py's path) at batch
@@ -15,7 +17,7 @@ weights at the real shapes, nothing downloaded. Parts, each guarded so that one 
 
 Writes gpu_suite.json and gpu_suite.md to --out after every part (a run cut short keeps what it finished).
 
-    python benchmarks/gpu_suite.py --out outputs/gpu_suite                 # on the GPU
+    python benchmarks/gpu_suite.py --out outputs/gpu_suite                       # on the GPU (BENCHMARKS.md)
     python benchmarks/gpu_suite.py --preset tiny --device cpu --out /tmp/suite   # the CPU check (seconds)
     python benchmarks/gpu_suite.py --from_json outputs/gpu_suite/gpu_suite.json --append-benchmarks
 """
