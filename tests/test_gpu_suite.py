@@ -6,6 +6,7 @@ a saved run is rendered and appended to a BENCHMARKS file. The guard around each
 skipping are checked in-process on the same functions.
 """
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -182,7 +183,7 @@ def test_the_budget_skips_the_remaining_batch_sizes():
 
 
 def test_an_exhausted_budget_skips_whole_parts(tmp_path):
-    settings = gpu_suite.Settings(**{**vars(gpu_suite.PRESETS["tiny"]), "budget_s": 0.0})
+    settings = dataclasses.replace(gpu_suite.PRESETS["tiny"], budget_s=0.0)
     report = gpu_suite.run_suite(settings, "cpu", ["calibration", "inference"], "cmd", None)
     assert {name: part["status"] for name, part in report["parts"].items()} == {
         "calibration": gpu_measure.SKIPPED,
