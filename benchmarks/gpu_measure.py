@@ -293,7 +293,9 @@ def training_batch(model, batch_size: int, device: str, dtype: torch.dtype, seed
     size = config.vision_config.image_size
     batch = {
         "pixel_values": torch.randn(batch_size, 3, size, size, generator=generator),
-        "input_ids": torch.randint(5, config.qformer_config.vocab_size, (batch_size, config.max_text_length)),
+        "input_ids": torch.randint(
+            5, config.qformer_config.vocab_size, (batch_size, config.max_text_length), generator=generator
+        ),
         "attention_mask": torch.ones(batch_size, config.max_text_length, dtype=torch.long),
         "labels": (torch.rand(batch_size, config.num_labels, generator=generator) < 0.15).float(),
         "vad_labels": 1 + 9 * torch.rand(batch_size, config.num_vad, generator=generator),
