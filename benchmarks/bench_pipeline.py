@@ -26,13 +26,16 @@ from PIL import Image  # noqa: E402
 
 
 SIZES = {
+    # The paper's model: CLIP ViT-L/14 at 336 px and a BERT-base-sized Q-Former (BERT's vocabulary), 32 queries.
+    "paper": {"vision": (1024, 24, 16, 336, 14), "qformer": (768, 12, 12), "queries": 32, "vocab_size": 30522},
     # ViT-S/16 at 224 px and a 4-layer Q-Former: a mid-sized, realistic shape for CPU figures.
     "small": {"vision": (384, 6, 6, 224, 16), "qformer": (384, 4, 6), "queries": 32},
     "tiny": {"vision": (32, 2, 4, 32, 8), "qformer": (32, 2, 4), "queries": 4},
 }
 
 
-def build(size: str):
+def build(size: str, device: str | torch.device = "cpu"):
+    """A random model of `size` (initialised straight on `device`) and its processor, 256 description tokens."""
     from emofusion.testing import tiny_processor
     from modeling_emofusion import EmoFusionConfig, EmoFusionForEmotionClassification
 
@@ -51,7 +54,7 @@ def build(size: str):
             "patch_size": patch,
         },
         qformer_config={
-            "vocab_size": len(processor.tokenizer),
+            "vocab_size": spec.get("vocab_size", len(processor.tokenizer)),
             "hidden_size": q_width,
             "num_hidden_layers": q_layers,
             "num_attention_heads": q_heads,
@@ -63,10 +66,12 @@ def build(size: str):
         num_vad=3,
     )
     torch.manual_seed(0)
-    return EmoFusionForEmotionClassification(config).eval(), processor
+    with torch.device(device):
+        model = EmoFusionForEmotionClassification(config)
+    return model.eval(), processor
 
 
-def inputs_for(num_photos: int, seed: int = 0) -> list[dict]:
+def inputs_for(num_photos: int, seed: int = 0, words_per_description: tuple[int, int] = (120, 180)) -> list[dict]:
     rng = np.random.default_rng(seed)
     words = "the person in the red box appears happy calm tired excited while others look on near a table".split()
     items = []
@@ -75,7 +80,7 @@ def inputs_for(num_photos: int, seed: int = 0) -> list[dict]:
         image = Image.fromarray(rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8))
         x1, y1 = float(rng.uniform(0, width / 2)), float(rng.uniform(0, height / 2))
         box = [x1, y1, x1 + float(rng.uniform(60, width / 2)), y1 + float(rng.uniform(80, height / 2))]
-        description = " ".join(rng.choice(words, size=int(rng.integers(120, 180))))
+        description = " ".join(rng.choice(words, size=int(rng.integers(*words_per_description))))
         items.append({"image": image, "bbox": box, "description": description})
     return items
 

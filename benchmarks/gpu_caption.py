@@ -81,14 +81,17 @@ HBM_GB_S = {"H200": 4800.0, "H100 PCIe": 2000.0, "H100": 3350.0, "A100-SXM4-80GB
 DEFAULT_HBM_GB_S = 3350.0
 
 
-def build_model(preset: str, dtype: torch.dtype, device: str) -> LlavaForConditionalGeneration:
+def build_model(
+    preset: str, dtype: torch.dtype, device: str, image_token_id: int | None = None
+) -> LlavaForConditionalGeneration:
+    """The preset's LLaVA with random weights; `image_token_id` overrides the preset's (to match a processor)."""
     spec = PRESETS[preset]
     vision = CLIPVisionConfig(**spec["vision"])
     text = LlamaConfig(**spec["text"], bos_token_id=1, eos_token_id=2, pad_token_id=0)
     config = LlavaConfig(
         vision_config=vision,
         text_config=text,
-        image_token_id=spec["image_token_id"],
+        image_token_id=spec["image_token_id"] if image_token_id is None else image_token_id,
         image_seq_length=(vision.image_size // vision.patch_size) ** 2,
         vision_feature_layer=-2,
         vision_feature_select_strategy="default",
