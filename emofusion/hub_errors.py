@@ -16,7 +16,8 @@ before anything is loaded:
 - unreachable and not cached: `HubUnreachableError`, whose one line names the repo id, the
   endpoint and the ways to work offline.
 
-`hub_unreachable(repo_id, error)` words the same error for a connection failure caught elsewhere.
+`hub_unreachable(repo_id, error)` words the same error for a connection failure caught elsewhere;
+`check_push_access(repo_id)` checks at start that a push at the end can work (network, token).
 Import-light: huggingface_hub is imported only inside the functions.
 """
 
@@ -112,6 +113,34 @@ def check_hub_access(
             return "cached"
         raise hub_unreachable(repo_id, error, repo_type) from error
     return "online"
+
+
+def check_push_access(repo_id: str, repo_type: str = "dataset", timeout: float | None = None) -> None:
+    """Fail now, not after hours of work, when pushing to `repo_id` at the end cannot work: offline mode, no
+    token, or a Hub that cannot be reached (one request, no retries). A repo that does not exist yet is fine."""
+    from huggingface_hub import HfApi, constants, get_token
+    from huggingface_hub.errors import HfHubHTTPError
+
+    later = f"or drop --push_to_hub and upload the folder later with `hf upload {repo_id} OUT --repo-type {repo_type}`"
+    if constants.HF_HUB_OFFLINE:
+        raise HubUnreachableError(
+            f"--push_to_hub {repo_id} needs the Hub, but HF_HUB_OFFLINE is set: unset it, {later}."
+        )
+    if get_token() is None:
+        raise EmofusionError(
+            f"--push_to_hub {repo_id}: not logged in to the Hugging Face Hub; run `hf auth login` or set HF_TOKEN, "
+            f"{later}."
+        )
+    try:
+        HfApi().repo_info(repo_id, repo_type=repo_type, timeout=timeout or constants.HF_HUB_ETAG_TIMEOUT)
+    except HfHubHTTPError:
+        return  # the Hub answered; a repo not found yet is created by the push
+    except Exception as error:  # noqa: BLE001 - connection refused, DNS, timeout, proxy
+        cause = f"{type(error).__name__}: {error}".splitlines()[0]
+        raise HubUnreachableError(
+            f"Cannot reach the Hugging Face Hub at {constants.ENDPOINT} to push to the {repo_type} {repo_id!r} "
+            f"({cause}): run again where there is network, {later}."
+        ) from error
 
 
 @contextlib.contextmanager

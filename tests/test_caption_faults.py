@@ -25,7 +25,8 @@ from dataset_scripts import DescriptionSetError, load_description_set
 from emofusion.captioning import CaptionArguments, caption_split
 from emofusion.captioning.lock import OutputLock, lock_path
 from emofusion.captioning.store import validate_output_dir
-from emofusion.hub_errors import NoSuchModelFolderError, check_hub_access
+from emofusion.errors import EmofusionError
+from emofusion.hub_errors import HubUnreachableError, NoSuchModelFolderError, check_hub_access
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -311,3 +312,24 @@ def test_a_cached_hub_model_without_network_loads_from_the_cache(setup, tmp_path
 def test_a_model_path_that_is_no_folder_is_named():
     with pytest.raises(NoSuchModelFolderError, match="'./models/llava' is not a folder"):
         check_hub_access("./models/llava")
+
+
+def test_a_push_that_cannot_work_fails_before_anything_is_described(setup, tmp_path, monkeypatch):
+    _, flags, _ = setup
+    args = CaptionArguments(**flags, output_dir=str(tmp_path / "out"), push_to_hub="me/descriptions")
+    with pytest.raises(HubUnreachableError, match="--push_to_hub me/descriptions needs the Hub, but HF_HUB_OFFLINE"):
+        caption_split(args)
+    assert not (tmp_path / "out" / "_work").exists()
+
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token")
+    with pytest.raises(HubUnreachableError, match="Cannot reach the Hugging Face Hub at http://127.0.0.1:9 to push"):
+        caption_split(args)
+    monkeypatch.delenv("HF_TOKEN")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "no-token"))
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no-token" / "token"))
+    with pytest.raises(EmofusionError, match="not logged in to the Hugging Face Hub"):
+        caption_split(args)

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from transformers import set_seed
 from transformers.utils import logging
 
-from emofusion.hub_errors import check_hub_access, hub_offline
+from emofusion.hub_errors import check_hub_access, check_push_access, hub_offline
 from modeling_emofusion.describing import Describer, Description, TransformersDescriber, prompt_for
 from modeling_emofusion.labels import task_info
 
@@ -186,6 +186,8 @@ def _caption_split(args, state, lock, dataset, describer, class_names) -> dict:
                 raise
             logger.warning(f"Deleting the description set in {args.output_dir}: {error}")
             store.clear_set(args.output_dir)
+        if args.push_to_hub:
+            check_push_access(args.push_to_hub)
     offline = describer is None and check_hub_access(args.model, args.revision) == "cached"
     if offline:
         logger.warning(
