@@ -58,21 +58,82 @@ class DescriptionSetError(ValueError):
     """A description set that does not follow the format above."""
 
 
-def _read_metadata(path: Path) -> dict:
+# Every field of description_set.json, with the types a reader may rely on (None: the field may be null).
+METADATA_FIELDS = {
+    "format": (str,),
+    "version": (int,),
+    "model": (str, None),  # None: written by no model (emofusion.synthetic)
+    "revision": (str, None),
+    "backend": (str,),
+    "prompt_template": (str,),
+    "marking": (str,),
+    "generation": (dict,),
+    "dataset": (str, None),
+    "splits": (dict,),
+}
+OPTIONAL_METADATA_FIELDS = {"frame": (str,)}  # clips: which sampled frame was described
+
+
+def _type_names(types: tuple) -> str:
+    names = {str: "a string", int: "an integer", dict: "an object", None: "null"}
+    return " or ".join(names[t] for t in types)
+
+
+def _has_type(value, types: tuple) -> bool:
+    if value is None:
+        return None in types
+    if isinstance(value, bool):  # JSON true/false is never a count or a version
+        return False
+    return any(t is not None and isinstance(value, t) for t in types)
+
+
+def validate_metadata(metadata, path: str | os.PathLike) -> dict:
+    """Check a parsed description_set.json: every field present with its type, format and version known, and
+    `splits` mapping each split name to its {"ok", "flagged", "error"} counts. Errors name `path` and the field."""
+    if not isinstance(metadata, dict):
+        raise DescriptionSetError(
+            f"{path}: expected a JSON object with fields {list(METADATA_FIELDS)}, got {type(metadata).__name__}."
+        )
+    for name, types in {**METADATA_FIELDS, **OPTIONAL_METADATA_FIELDS}.items():
+        if name not in metadata:
+            if name in METADATA_FIELDS:
+                raise DescriptionSetError(f"{path}: field {name!r} is missing; expected {_type_names(types)}.")
+            continue
+        if not _has_type(metadata[name], types):
+            raise DescriptionSetError(
+                f"{path}: field {name!r} is {metadata[name]!r} ({type(metadata[name]).__name__}); "
+                f"expected {_type_names(types)}."
+            )
+    if metadata["format"] != DESCRIPTION_SET_FORMAT:
+        raise DescriptionSetError(
+            f"{path}: field 'format' is {metadata['format']!r}; expected {DESCRIPTION_SET_FORMAT!r}."
+        )
+    if metadata["version"] != DESCRIPTION_SET_VERSION:
+        raise DescriptionSetError(
+            f"{path}: field 'version' is {metadata['version']!r}; this reader knows version {DESCRIPTION_SET_VERSION}."
+        )
+    for split, counts in metadata["splits"].items():
+        if not isinstance(counts, dict) or sorted(counts) != sorted(STATUSES):
+            raise DescriptionSetError(
+                f"{path}: field 'splits.{split}' is {counts!r}; expected an object of counts "
+                f"{{{', '.join(STATUSES)}}}."
+            )
+        for status, count in counts.items():
+            if not _has_type(count, (int,)) or count < 0:
+                raise DescriptionSetError(
+                    f"{path}: field 'splits.{split}.{status}' is {count!r}; expected a count (an integer >= 0)."
+                )
+    return metadata
+
+
+def read_metadata_file(path: str | os.PathLike) -> dict:
+    """Read and validate a description_set.json (`validate_metadata`); errors name the file and the field."""
+    path = Path(path)
     try:
         metadata = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise DescriptionSetError(f"{path}: cannot be read as JSON ({err}).") from err
-    if metadata.get("format") != DESCRIPTION_SET_FORMAT:
-        raise DescriptionSetError(
-            f"{path}: field 'format' is {metadata.get('format')!r}; expected {DESCRIPTION_SET_FORMAT!r}."
-        )
-    if metadata.get("version") != DESCRIPTION_SET_VERSION:
-        raise DescriptionSetError(
-            f"{path}: field 'version' is {metadata.get('version')!r}; "
-            f"this reader knows version {DESCRIPTION_SET_VERSION}."
-        )
-    return metadata
+    return validate_metadata(metadata, path)
 
 
 def _read_rows(files: list[Path]) -> datasets.Dataset:
@@ -80,7 +141,7 @@ def _read_rows(files: list[Path]) -> datasets.Dataset:
     for file in files:
         try:
             table = pq.read_table(file)
-        except (OSError, pa.ArrowInvalid) as err:
+        except (OSError, pa.ArrowException) as err:
             raise DescriptionSetError(f"{file}: cannot be read as Parquet ({err}).") from err
         missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]
         if missing:
@@ -88,6 +149,15 @@ def _read_rows(files: list[Path]) -> datasets.Dataset:
                 f"{file}: missing column(s) {missing}; a description shard holds {list(REQUIRED_COLUMNS)} "
                 "(plus reason, split, prompt, num_tokens)."
             )
+        not_text = [
+            f"{c} ({table.schema.field(c).type})"
+            for c in REQUIRED_COLUMNS
+            if not (
+                pa.types.is_string(table.schema.field(c).type) or pa.types.is_large_string(table.schema.field(c).type)
+            )
+        ]
+        if not_text:
+            raise DescriptionSetError(f"{file}: column(s) {not_text} must hold strings.")
         tables.append(table)
     table = pa.concat_tables(tables, promote_options="permissive")
     rows = datasets.Dataset(datasets.table.InMemoryTable(table))
@@ -127,7 +197,7 @@ def load_description_set(
             raise DescriptionSetError(f"{path}: expected a description-set folder or a .parquet shard.")
         for folder in (path.parent, path.parent.parent):
             if (folder / METADATA_FILE).is_file():
-                return _read_rows([path]), _read_metadata(folder / METADATA_FILE)
+                return _read_rows([path]), read_metadata_file(folder / METADATA_FILE)
         logger.warning("%s: no %s beside it; returning the rows without metadata.", path, METADATA_FILE)
         return _read_rows([path]), {}
     if not path.is_dir():
@@ -145,7 +215,7 @@ def load_description_set(
         )
     if not (path / METADATA_FILE).is_file():
         raise DescriptionSetError(f"{path}: not a description set; expected {path / METADATA_FILE}.")
-    metadata = _read_metadata(path / METADATA_FILE)
+    metadata = read_metadata_file(path / METADATA_FILE)
     # Not hidden files: a writer's unfinished temporary shard must never be read as data.
     files = sorted(f for f in (path / "data").glob("*.parquet") if not f.name.startswith("."))
     if not files:

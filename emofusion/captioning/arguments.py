@@ -71,6 +71,13 @@ class CaptionArguments:
     tensor_parallel_size: int = field(default=1, metadata={"help": "vLLM: GPUs one model is split over."})
     gpu_memory_utilization: float = field(default=0.9, metadata={"help": "vLLM: share of GPU memory it may use."})
     max_model_len: int | None = field(default=None, metadata={"help": "vLLM: context length to reserve."})
+    max_image_pixels: int | None = field(
+        default=None,
+        metadata={
+            "help": "Pictures over twice this many pixels are skipped as possible decompression bombs (PIL's "
+            "Image.MAX_IMAGE_PIXELS; default PIL's, about 179 million). 0: no limit."
+        },
+    )
     retry_errors: bool = field(default=False, metadata={"help": "Describe again the subjects recorded as errors."})
     overwrite_settings: bool = field(
         default=False,
@@ -91,6 +98,8 @@ class CaptionArguments:
         for name in ("batch_size", "max_new_tokens", "save_every", "rows_per_shard", "tensor_parallel_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be at least 1, got {getattr(self, name)}.")
+        if self.max_image_pixels is not None and self.max_image_pixels < 0:
+            raise ValueError(f"--max_image_pixels must be >= 0, got {self.max_image_pixels}.")
         if self.limit is not None and self.limit < 0:
             raise ValueError(f"--limit must be >= 0, got {self.limit}.")
         if self.frame not in FRAME_CHOICES and not self.frame.lstrip("-").isdigit():

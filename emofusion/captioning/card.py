@@ -12,17 +12,17 @@ import os
 
 from dataset_scripts.descriptions import DESCRIPTION_SET_FORMAT as FORMAT
 from dataset_scripts.descriptions import DESCRIPTION_SET_VERSION as VERSION
-from dataset_scripts.descriptions import METADATA_FILE
+from dataset_scripts.descriptions import METADATA_FILE, read_metadata_file
 
 from .store import DATA_DIR, atomic_write_text
 
 
 def read_metadata(output_dir: str) -> dict | None:
+    """`description_set.json` of `output_dir`, every field checked (None when there is none)."""
     path = os.path.join(output_dir, METADATA_FILE)
     if not os.path.isfile(path):
         return None
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+    return read_metadata_file(path)
 
 
 def build_metadata(settings: dict, revision: str | None, splits: dict[str, dict[str, int]]) -> dict:

@@ -5,6 +5,12 @@ the split, skips those already in the set, and writes its own shards; after all 
 done, the main one merges the shards into `data/<split>-*.parquet` (every id once, in dataset
 order), so one process and eight give the same set. Restarting with the same arguments continues
 where the last run stopped.
+
+Before a model is loaded, each process takes its rank's lock on the output folder (lock.py: a
+second run is refused, naming the first), the main process checks the folder's metadata and
+recorded settings (errors name the file and field) and reads every work shard in full (a damaged
+one is set aside and described again), and a Hub model is looked up once without retries
+(emofusion.hub_errors: no network fails in seconds, naming the repo id).
 """
 
 from __future__ import annotations
@@ -21,12 +27,14 @@ from tqdm.auto import tqdm
 from transformers import set_seed
 from transformers.utils import logging
 
+from emofusion.hub_errors import check_hub_access, check_push_access, hub_offline
 from modeling_emofusion.describing import Describer, Description, TransformersDescriber, prompt_for
 from modeling_emofusion.labels import task_info
 
 from . import card, store
 from .arguments import CaptionArguments
-from .samples import Sample, SampleReader, load_split
+from .lock import OutputLock
+from .samples import Sample, SampleReader, load_split, set_max_image_pixels
 
 
 logger = logging.get_logger(__name__)
@@ -47,8 +55,13 @@ def run_settings(args: CaptionArguments, is_video: bool) -> dict:
     }
 
 
-def build_describer(args: CaptionArguments, device: torch.device) -> Describer:
-    """The describing backend `args` ask for, on `device` (vLLM places itself)."""
+def build_describer(args: CaptionArguments, device: torch.device, offline: bool = False) -> Describer:
+    """The describing backend `args` ask for, on `device` (vLLM places itself); `offline`: from the cache only."""
+    with hub_offline(offline):
+        return _build_describer(args, device)
+
+
+def _build_describer(args: CaptionArguments, device: torch.device) -> Describer:
     generation = args.generation()
     if args.backend == "vllm":
         from .vllm_backend import VLLMDescriber
@@ -151,11 +164,35 @@ def caption_split(
     """
     # Processes meet only at the start and the end; the wait at the end may outlast the default 10-30 minutes.
     state = PartialState(cpu=not torch.cuda.is_available(), timeout=timedelta(hours=3))
-    set_seed(args.seed)
     if args.backend == "vllm" and state.num_processes > 1:
         raise ValueError(
             "The vllm backend runs in one process and splits the model over GPUs with --tensor_parallel_size: run "
             "`python caption.py ...`, not `accelerate launch` with several processes."
+        )
+    # One writer per output folder and rank: a second run on the same folder is refused, naming the first.
+    with OutputLock(args.output_dir, rank=state.process_index) as lock:
+        return _caption_split(args, state, lock, dataset, describer, class_names)
+
+
+def _caption_split(args, state, lock, dataset, describer, class_names) -> dict:
+    set_seed(args.seed)
+    set_max_image_pixels(args.max_image_pixels)
+    # 1. Before anything heavy: what is in output_dir can be relied on, and the model can be fetched.
+    if state.is_main_process:
+        try:
+            store.validate_output_dir(args.output_dir)
+        except store.DescriptionSetError as error:
+            if not args.overwrite_settings:
+                raise
+            logger.warning(f"Deleting the description set in {args.output_dir}: {error}")
+            store.clear_set(args.output_dir)
+        if args.push_to_hub:
+            check_push_access(args.push_to_hub)
+    offline = describer is None and check_hub_access(args.model, args.revision) == "cached"
+    if offline:
+        logger.warning(
+            f"The Hugging Face Hub cannot be reached; loading {args.model} from the cache (set HF_HUB_OFFLINE=1 to "
+            "skip asking the Hub)."
         )
     if dataset is None:
         with state.main_process_first():
@@ -165,19 +202,21 @@ def caption_split(
     settings = run_settings(args, reader.is_video)
     template = settings["prompt_template"]
 
-    # 1. Settings: refuse another model/prompt in this output_dir (or clear it when asked), then start together.
+    # Settings: refuse another model/prompt in this output_dir (or clear it when asked); every shard is read in
+    # full, a damaged one set aside to be described again; then start together.
     if state.is_main_process:
         store.check_settings(args.output_dir, settings, overwrite=args.overwrite_settings)
         store.set_aside_unreadable(args.output_dir, args.split)
     state.wait_for_everyone()
     if describer is None:
-        describer = build_describer(args, state.device)
+        describer = build_describer(args, state.device, offline=offline)
     check_describer(args, describer)
     if state.is_main_process:
         # A Hub model id without --revision resolves to a commit only when loaded: it must not change mid-set.
         store.check_revision(args.output_dir, describer.revision, overwrite=args.overwrite_settings)
     state.wait_for_everyone()
-    store.remove_own_partial_files(args.output_dir, args.split, state.process_index)
+    # Only this rank's leftovers: the lock guarantees no other process writes files of this rank.
+    store.remove_own_partial_files(args.output_dir, state.process_index)
 
     # 2. This process's share: every n-th subject of the split, less what is already done.
     done = store.read_done(args.output_dir, args.split)
@@ -211,6 +250,7 @@ def caption_split(
                     new_tokens += result.num_tokens
                 counts[rows[-1]["status"]] += 1
             writer.add(rows)
+            lock.refresh()
             bar.update(len(samples))
             elapsed = max(time.perf_counter() - started, 1e-9)
             bar.set_postfix({"tok/s": f"{new_tokens / elapsed:.1f}", **counts}, refresh=False)
@@ -231,7 +271,6 @@ def caption_split(
     state.wait_for_everyone()
     summary = {"split": args.split, "output_dir": args.output_dir, "process": state.process_index, **this_run}
     if state.is_main_process:
-        store.remove_stale_partial_files(args.output_dir)
         split_counts = store.merge_split(args.output_dir, args.split, rows_per_shard=args.rows_per_shard)
         metadata = card.write_metadata(args.output_dir, settings, describer.revision, args.split, split_counts)
         described = store.read_done(args.output_dir, args.split)

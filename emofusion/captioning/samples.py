@@ -51,6 +51,22 @@ def load_split(dataset_name: str, data_dir: str, split: str) -> datasets.Dataset
     return splits[split]
 
 
+def set_max_image_pixels(limit: int | None) -> None:
+    """PIL's decompression-bomb limit (`Image.MAX_IMAGE_PIXELS`) for this process: None keeps PIL's, 0 lifts it."""
+    if limit is not None:
+        Image.MAX_IMAGE_PIXELS = limit or None
+
+
+def bomb_reason(error: Image.DecompressionBombError, where: str | None) -> str:
+    """One line for a picture over PIL's limit, and how to allow it."""
+    limit = Image.MAX_IMAGE_PIXELS
+    return (
+        f"picture too large{f' {where}' if where else ''}: {error} PIL refuses pictures over twice "
+        f"Image.MAX_IMAGE_PIXELS ({limit}) as possible decompression bombs; to describe it, pass "
+        f"--max_image_pixels with a larger value (or 0 for no limit)."
+    )
+
+
 def frame_position(choice: str, num_frames: int) -> int:
     """Which of a clip's `num_frames` sampled frames `choice` ("middle", "first", "last" or a position) means."""
     if num_frames < 1:
@@ -119,6 +135,9 @@ class SampleReader:
         try:
             # convert() forces the whole file to be decoded, so truncated files fail here.
             sample.image = self._decoder.decode_example(encoded).convert("RGB")
+        except Image.DecompressionBombError as error:
+            sample.error = bomb_reason(error, encoded.get("path") if isinstance(encoded, dict) else None)
+            return sample
         except Exception as error:  # PIL raises many types for broken files
             where = encoded.get("path") if isinstance(encoded, dict) else None
             sample.error = f"unreadable image{f' {where}' if where else ''}: {type(error).__name__}: {error}"
