@@ -81,6 +81,8 @@ def resolve_checkpoint(training_args: TrainingArguments, trainer=None) -> str | 
     ) or bool(training_args.deepspeed or training_args.fsdp)
     required = value is not None and str(value).lower() in ("true", "1", "yes")
     if value is not None and not required:
+        if not os.path.isdir(value):
+            raise IncompleteCheckpointError(f"--resume_from_checkpoint {value}: no such folder.")
         problems = checkpoint_problems(value, with_optimizer=with_optimizer, engine_layout=engine_layout)
         if problems:
             raise IncompleteCheckpointError(
