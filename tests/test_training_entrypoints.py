@@ -242,6 +242,20 @@ def test_what_makes_a_checkpoint_incomplete(uninterrupted, tmp_path):
     assert checkpoint_problems(str(folder), with_optimizer=False) == []
     assert len(checkpoint_problems(str(folder))) == 3
 
+    # --resume_from_checkpoint true with only an incomplete checkpoint: it is set aside, and the error says so.
+    output_dir = tmp_path / "run"
+    shutil.copytree(tmp_path / "rng", output_dir / "checkpoint-6")
+    *_, training_args = parse_args(
+        ["--model_name_or_path", "m", "--dataset", "emotic", "--output_dir", str(output_dir),
+         "--resume_from_checkpoint", "true"]
+    )  # fmt: skip
+    with pytest.raises(IncompleteCheckpointError, match="no complete checkpoint-N folder in"):
+        resolve_checkpoint(training_args)
+    assert [p.name.startswith("_incomplete-checkpoint-6-") for p in output_dir.iterdir()] == [True]
+    training_args.resume_from_checkpoint = str(tmp_path / "nowhere")
+    with pytest.raises(IncompleteCheckpointError, match="nowhere: no such folder"):
+        resolve_checkpoint(training_args)
+
 
 def test_caption_py_with_a_yaml_config_and_overriding_flags(tmp_path):
     folder, generation = build_llava(tmp_path / "tiny-llava")
@@ -280,15 +294,13 @@ def test_config_file_errors_are_one_line_naming_the_file(setup, tmp_path, capsys
     assert line.startswith(f"train.py: error: config file {bad} is not valid YAML:") and "line 3" in line
 
     missing = tmp_path / "missing.json"
-    line = one_error_line(run([sys.executable, str(REPO / "caption.py"), str(missing), "--split", "val"]), code=2)
-    assert line == f"caption.py: error: config file {missing} not found."
-
     # The same code path in-process (run_main is what train.py and caption.py call with sys.argv[1:]).
     unknown = tmp_path / "unknown.json"
     unknown.write_text(json.dumps({**options, "output_dir": str(tmp_path / "o"), "learning_rat": 0.1}))
     cases = {
         (train_main, str(unknown)): f"config file {unknown}: unknown option(s) learning_rat (`--help` lists",
         (train_main, str(missing)): f"config file {missing} not found.",
+        (caption_main, str(missing)): f"config file {missing} not found.",
         (caption_main, str(bad)): f"config file {bad} is not valid YAML: expected ',' or ']'",
     }
     for (main, path), expected in cases.items():
