@@ -92,9 +92,10 @@ def resolve_checkpoint(training_args: TrainingArguments, trainer=None) -> str | 
             )
         return value
     last = None
-    if os.path.isdir(training_args.output_dir):
-        # The saving process sets incomplete checkpoints aside first; the others then find the same one.
-        with training_args.main_process_first(local=training_args.save_on_each_node, desc="checkpoint check"):
+    # The saving process sets incomplete checkpoints aside first; the others then find the same one.
+    # Every process enters (the context is a barrier), whatever it sees on disk.
+    with training_args.main_process_first(local=training_args.save_on_each_node, desc="checkpoint check"):
+        if os.path.isdir(training_args.output_dir):
             last = newest_complete_checkpoint(
                 training_args.output_dir,
                 with_optimizer=with_optimizer,
