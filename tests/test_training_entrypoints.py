@@ -20,12 +20,12 @@ from safetensors.torch import load_file
 from training_data import WORDS, write_emotic
 
 from emofusion.captioning import main as caption_main
-from emofusion.errors import run_main
+from emofusion.errors import EmofusionError, run_main
 from emofusion.testing import tiny_classifier
 from emofusion.training import main as train_main
 from emofusion.training import parse_args
 from emofusion.training.checkpoints import IncompleteCheckpointError, checkpoint_problems
-from emofusion.training.run import resolve_checkpoint
+from emofusion.training.run import check_hub_access, resolve_checkpoint
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -333,3 +333,8 @@ def test_push_to_hub_without_network_fails_at_the_start(setup, tmp_path):
     assert "--push_to_hub someone/emofusion-offline: cannot reach the Hub at http://127.0.0.1:" in line
     assert "leave out --push_to_hub" in line and "HF_HUB_OFFLINE=1" in line
     assert not cache.exists()  # it stopped before the data was built
+
+    # With HF_HUB_OFFLINE set (as in this test session), the same check says so at once.
+    *_, training_args = parse_args([str(config), "--push_to_hub", "--hub_model_id", "someone/emofusion-offline"])
+    with pytest.raises(EmofusionError, match="someone/emofusion-offline needs the Hub, but HF_HUB_OFFLINE is set"):
+        check_hub_access(training_args)

@@ -40,6 +40,7 @@ logger = logging.get_logger(__name__)
 
 # Model outputs not needed for metrics: leaving them out keeps evaluation memory to the logits.
 IGNORE_KEYS = ["pooled_output", "query_states", "vision_hidden_states"]
+HUB_CHECK_TIMEOUT = 10  # seconds for --push_to_hub's check that the Hub answers
 
 
 def setup_logging(training_args: TrainingArguments) -> None:
@@ -117,8 +118,9 @@ def check_hub_access(training_args: TrainingArguments) -> None:
     (or at the final upload, after training)."""
     if not training_args.push_to_hub or training_args.process_index != 0:
         return
-    from huggingface_hub import HfApi, constants
-    from huggingface_hub.errors import HfHubHTTPError, LocalTokenNotFoundError, OfflineModeIsEnabled
+    from huggingface_hub import constants, get_token
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+    from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
 
     # The repo the Trainer creates: --hub_model_id, else the output folder's name under the user's namespace.
     repo_id = training_args.hub_model_id or os.path.basename(os.path.abspath(training_args.output_dir))
@@ -128,13 +130,21 @@ def check_hub_access(training_args: TrainingArguments) -> None:
         "HF_HOME cache (HF_HUB_OFFLINE=1)."
     )
     unreachable = f"--push_to_hub {repo_id}: cannot reach the Hub at {constants.ENDPOINT}"
-    try:
-        HfApi().whoami(token=training_args.hub_token)
-    except OfflineModeIsEnabled:
-        raise EmofusionError(f"--push_to_hub {repo_id}: HF_HUB_OFFLINE is set, the Hub is off. {offline}") from None
-    except LocalTokenNotFoundError:
+    token = training_args.hub_token or get_token()
+    if not token and not constants.HF_HUB_OFFLINE:
         raise EmofusionError(
             f"--push_to_hub {repo_id}: no Hub token; log in with `hf auth login`, set HF_TOKEN or pass --hub_token."
+        )
+    try:
+        # HfApi.whoami's request, with a time limit: without network it would wait for the system's TCP timeout.
+        response = get_session().get(
+            f"{constants.ENDPOINT}/api/whoami-v2", headers=build_hf_headers(token=token), timeout=HUB_CHECK_TIMEOUT
+        )
+        hf_raise_for_status(response)
+    except OfflineModeIsEnabled:
+        raise EmofusionError(
+            f"--push_to_hub {repo_id} needs the Hub, but HF_HUB_OFFLINE is set: unset it, or leave out --push_to_hub "
+            f"and upload the output folder afterwards (`hf upload {repo_id} {training_args.output_dir}`)."
         ) from None
     except HfHubHTTPError as error:
         if getattr(error.response, "status_code", None) == 401:
