@@ -176,9 +176,9 @@ def warn_if_descriptions_empty(split: datasets.Dataset, name: str, source: str |
     empty = int(pc.sum(pc.fill_null(blank, True)).as_py() or 0)
     if empty == len(split):
         logger.warning(
-            "Every description of the %s (%d examples) is empty (descriptions from %s): the model gets no text "
-            "and learns from the picture alone. Check the description set (its rows' status and reason), or "
-            "train with --modality vision.",
+            "Every description of the %s (%d examples) is empty (descriptions from %s): the model gets no text, "
+            "so a fusion model learns from the picture alone and a text model from nothing. Check the description "
+            "set (its rows' status and reason), or train with --modality vision.",
             name,
             len(split),
             source or "the dataset's description column",
