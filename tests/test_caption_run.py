@@ -197,5 +197,5 @@ def test_bad_arguments_and_data_are_clear_errors(model, data_dir, tmp_path):
     twice = image_split("train", 3).map(lambda row: {"id": "same"})
     with pytest.raises(ValueError, match="repeats 1 ids"):
         SampleReader(twice)
-    with pytest.raises(SystemExit):
+    with pytest.raises(ValueError, match="argument --backend: invalid choice: 'onnx'"):  # one line, exit code 2
         main(["--dataset", "emotic", "--backend", "onnx"])

@@ -1,8 +1,10 @@
 """Stage 2 end to end on fake EMOTIC / CAER-S written in their real formats, with a description set."""
 
 import json
+import logging
 import math
 
+import datasets
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -361,3 +363,22 @@ def test_cache_key_changes_with_what_the_features_depend_on():
         model.emofusion.vision_model.embeddings.patch_embedding.weight[0, 0, 0, 0] += 1e-3
     changed["encoder weights"] = cache_key(model, processor, data(), "float32", None)[0]
     assert key not in changed.values() and len(set(changed.values())) == len(changed)
+
+
+def test_a_split_whose_descriptions_are_all_empty_is_reported(emotic, initial, tmp_path, caplog):
+    from training_data import METADATA
+
+    from dataset_scripts.writers import write_description_set
+
+    root, data_dir, descriptions = emotic
+    rows = datasets.load_dataset(str(descriptions))
+    empty = [{"id": r["id"], "description": "", "split": split} for split in rows for r in rows[split]]
+    blank = write_description_set(tmp_path / "blank", empty, METADATA)
+    args = args_for(emotic, initial, tmp_path / "out", "--do_eval", "--calibrate_thresholds", "never")
+    args[1].descriptions = str(blank)
+    with caplog.at_level(logging.WARNING, logger="emofusion"):
+        run_training(*args)
+    [message] = [r.getMessage() for r in caplog.records if "Every description" in r.getMessage()]
+    assert message.startswith(
+        f"Every description of the validation split (16 examples) is empty (descriptions from {blank})"
+    )

@@ -3,6 +3,7 @@
     python caption.py --dataset emotic --data_dir /data/EMOTIC --split train \
         --model llava-hf/llava-1.5-13b-hf --output_dir emotic-llava13b
     accelerate launch caption.py ...   # the same, split over processes/GPUs
+    python caption.py emotic-llava.yaml --split val   # options from a .json/.yaml file, flags override it
 
 The library behind it: `caption_split(CaptionArguments(...), dataset=None, describer=None)`.
 """
@@ -16,6 +17,7 @@ import sys
 
 from transformers import HfArgumentParser
 
+from ..config_file import CONFIG_FILE_HELP, parse_with_config_file
 from .arguments import CaptionArguments
 from .run import build_describer, caption_split, push_set
 
@@ -24,13 +26,10 @@ __all__ = ["CaptionArguments", "build_describer", "caption_split", "main", "push
 
 
 def parse_args(argv: list[str] | None = None) -> CaptionArguments:
-    """Arguments from the command line, or from one JSON file (`caption.py args.json`)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = HfArgumentParser(CaptionArguments)
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        (args,) = parser.parse_json_file(json_file=os.path.abspath(argv[0]))
-    else:
-        (args,) = parser.parse_args_into_dataclasses(args=argv)
+    """Arguments from the command line, which may start with a `.json` / `.yaml` file holding them
+    (`caption.py args.yaml --split val`: flags after the file override its values)."""
+    parser = HfArgumentParser(CaptionArguments, epilog=CONFIG_FILE_HELP)
+    (args,) = parse_with_config_file(parser, sys.argv[1:] if argv is None else argv)
     return args
 
 

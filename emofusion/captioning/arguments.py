@@ -1,4 +1,4 @@
-"""The arguments of caption.py, parsed by HfArgumentParser (from the command line or one JSON file)."""
+"""The arguments of caption.py, parsed by HfArgumentParser (from the command line, a .json/.yaml file or both)."""
 
 from __future__ import annotations
 

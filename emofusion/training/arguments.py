@@ -1,23 +1,26 @@
 """Command-line arguments of stage 2, in the transformers example-script shape.
 
 `ModelArguments` and `DataArguments` are parsed together with transformers' `TrainingArguments`
-by `HfArgumentParser`, from the command line or from one `.json` / `.yaml` file:
+by `HfArgumentParser`, from the command line or from a `.json` / `.yaml` file (flags after it override it):
 
     python train.py --dataset emotic --data_dir /data/EMOTIC --descriptions outputs/emotic-llava \\
         --vision_model_name_or_path openai/clip-vit-large-patch14 --qformer_name_or_path bert-base-uncased \\
         --output_dir outputs/emofusion-emotic --do_train --do_eval --do_predict
     python train.py configs/emotic.yaml
+    python train.py configs/emotic.yaml --learning_rate 5e-5 --output_dir outputs/lr5e-5
 """
 
 from __future__ import annotations
 
 import json
-import os
+import sys
 from dataclasses import dataclass, field
 
 from transformers import HfArgumentParser, TrainingArguments
 
 from modeling_emofusion.labels import TASKS
+
+from ..config_file import CONFIG_FILE_HELP, parse_with_config_file
 
 
 MODALITIES = ("fusion", "vision", "text")
@@ -203,18 +206,13 @@ class DataArguments:
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
-    """Parse the three argument groups from `argv`, or from a lone `.json` / `.yaml` file argument.
+    """Parse the three argument groups from `argv` (default: the command line), which may start with a
+    `.json` / `.yaml` file holding them; flags after the file override its values.
 
     >>> model_args, data_args, training_args = parse_args(
     ...     ["--model_name_or_path", "ckpt", "--dataset", "emotic", "--output_dir", "/tmp/out"])
     >>> data_args.dataset, training_args.output_dir
     ('emotic', '/tmp/out')
     """
-    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
-    argv = list(argv) if argv is not None else None
-    if argv is not None and len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml")):
-        path = os.path.abspath(argv[0])
-        if path.endswith(".json"):
-            return parser.parse_json_file(json_file=path)
-        return parser.parse_yaml_file(yaml_file=path)
-    return parser.parse_args_into_dataclasses(args=argv)
+    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments), epilog=CONFIG_FILE_HELP)
+    return parse_with_config_file(parser, sys.argv[1:] if argv is None else argv)

@@ -161,6 +161,32 @@ def check_columns(split: datasets.Dataset, name: str, task: str, needs_text: boo
         raise ValueError(f"Split {name!r} of {task} lacks column(s): {', '.join(missing)}; it has {sorted(columns)}.")
 
 
+def warn_if_descriptions_empty(split: datasets.Dataset, name: str, source: str | None) -> None:
+    """Warn when every description of a split is empty: the text branch then learns from nothing.
+
+    This happens when the VLLM wrote nothing (its rows are `flagged`), or with
+    `--on_missing_description keep` when no id of the split is in the description set.
+    """
+    if "description" not in split.column_names or len(split) == 0:
+        return
+    import pyarrow.compute as pc
+
+    texts = split.with_format("arrow")["description"]
+    blank = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(texts)), 0)
+    empty = int(pc.sum(pc.fill_null(blank, True)).as_py() or 0)
+    if empty == len(split):
+        logger.warning(
+            "Every description of the %s (%d examples) is empty (descriptions from %s): the model gets no text, "
+            "so a fusion model learns from the picture alone and a text model from nothing. Check the description "
+            "set (its rows' status and reason), or train with --modality vision.",
+            name,
+            len(split),
+            source or "the dataset's description column",
+        )
+    elif empty:
+        logger.info("%d of the %d descriptions of the %s are empty.", empty, len(split), name)
+
+
 def has_labels(split: datasets.Dataset | None, label_column: str) -> bool:
     """Whether a split carries targets (BoLD's test split has none)."""
     if split is None or label_column not in split.column_names:

@@ -15,11 +15,21 @@ import sys
 import datasets
 import transformers
 from transformers import EvalPrediction, TrainingArguments, set_seed
-from transformers.trainer_utils import get_last_checkpoint
 from transformers.utils import logging
 
+from ..errors import EmofusionError
 from .arguments import DataArguments, ModelArguments, parse_args
-from .data import EmotionCollator, ExampleTransform, LoadedData, check_columns, has_labels, load_data, prepare_splits
+from .checkpoints import IncompleteCheckpointError, checkpoint_problems, newest_complete_checkpoint
+from .data import (
+    EmotionCollator,
+    ExampleTransform,
+    LoadedData,
+    check_columns,
+    has_labels,
+    load_data,
+    prepare_splits,
+    warn_if_descriptions_empty,
+)
 from .evaluation import calibrate_on, make_compute_metrics, write_split_report
 from .model_card import ModelCardInfo
 from .model_loading import check_provenance, load_model_and_processor, record_provenance
@@ -30,6 +40,7 @@ logger = logging.get_logger(__name__)
 
 # Model outputs not needed for metrics: leaving them out keeps evaluation memory to the logits.
 IGNORE_KEYS = ["pooled_output", "query_states", "vision_hidden_states"]
+HUB_CHECK_TIMEOUT = 10  # seconds for --push_to_hub's check that the Hub answers
 
 
 def setup_logging(training_args: TrainingArguments) -> None:
@@ -58,19 +69,97 @@ def setup_logging(training_args: TrainingArguments) -> None:
     )
 
 
-def resolve_checkpoint(training_args: TrainingArguments) -> str | bool | None:
-    """`--resume_from_checkpoint PATH|true`, else the last checkpoint in output_dir (an interrupted run)."""
+def resolve_checkpoint(training_args: TrainingArguments, trainer=None) -> str | None:
+    """The checkpoint to resume from: `--resume_from_checkpoint PATH` (it must be complete), else the
+    newest complete `checkpoint-N` in output_dir (`--resume_from_checkpoint true` requires one).
+
+    Incomplete checkpoints newer than it (a run killed while saving) are set aside, not deleted.
+    """
     value = training_args.resume_from_checkpoint
-    if value is not None:
-        return True if str(value).lower() in ("true", "1", "yes") else value
-    if os.path.isdir(training_args.output_dir):
-        last = get_last_checkpoint(training_args.output_dir)
-        if last is not None:
-            logger.info(
-                "Checkpoint detected, resuming training at %s. To start afresh, use another --output_dir.", last
+    with_optimizer = not training_args.save_only_model
+    engine_layout = bool(
+        getattr(trainer, "is_deepspeed_enabled", False) or getattr(trainer, "is_fsdp_enabled", False)
+    ) or bool(training_args.deepspeed or training_args.fsdp)
+    required = value is not None and str(value).lower() in ("true", "1", "yes")
+    if value is not None and not required:
+        if not os.path.isdir(value):
+            raise IncompleteCheckpointError(f"--resume_from_checkpoint {value}: no such folder.")
+        problems = checkpoint_problems(value, with_optimizer=with_optimizer, engine_layout=engine_layout)
+        if problems:
+            raise IncompleteCheckpointError(
+                f"--resume_from_checkpoint {value} is not a complete checkpoint: {'; '.join(problems)}. Give "
+                "another checkpoint-N folder, or leave the option out to resume from the newest complete "
+                "checkpoint in --output_dir."
             )
-            return last
-    return None
+        return value
+    last = None
+    # The saving process sets incomplete checkpoints aside first; the others then find the same one.
+    # Every process enters (the context is a barrier), whatever it sees on disk.
+    with training_args.main_process_first(local=training_args.save_on_each_node, desc="checkpoint check"):
+        if os.path.isdir(training_args.output_dir):
+            last = newest_complete_checkpoint(
+                training_args.output_dir,
+                with_optimizer=with_optimizer,
+                engine_layout=engine_layout,
+                may_rename=training_args.should_save,
+            )
+    if last is not None:
+        logger.info("Checkpoint detected, resuming training at %s. To start afresh, use another --output_dir.", last)
+    elif required:
+        raise IncompleteCheckpointError(
+            f"--resume_from_checkpoint true: no complete checkpoint-N folder in {training_args.output_dir}."
+        )
+    return last
+
+
+def check_hub_access(training_args: TrainingArguments) -> None:
+    """With --push_to_hub, fail at the start, in one line naming the repo, when the Hub cannot be reached
+    or the token is refused, rather than at the Trainer's repo creation after the data and model are loaded
+    (or at the final upload, after training)."""
+    if not training_args.push_to_hub or training_args.process_index != 0:
+        return
+    from huggingface_hub import constants, get_token
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+    from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
+
+    # The repo the Trainer creates: --hub_model_id, else the output folder's name under the user's namespace.
+    repo_id = training_args.hub_model_id or os.path.basename(os.path.abspath(training_args.output_dir))
+    offline = (
+        "To train without the network, leave out --push_to_hub and upload the output folder afterwards "
+        f"(`hf upload {repo_id} {training_args.output_dir}`); models and data then come from local folders or the "
+        "HF_HOME cache (HF_HUB_OFFLINE=1)."
+    )
+    unreachable = f"--push_to_hub {repo_id}: cannot reach the Hub at {constants.ENDPOINT}"
+    token = training_args.hub_token or get_token()
+    if not token and not constants.HF_HUB_OFFLINE:
+        raise EmofusionError(
+            f"--push_to_hub {repo_id}: no Hub token; log in with `hf auth login`, set HF_TOKEN or pass --hub_token."
+        )
+    try:
+        # HfApi.whoami's request, with a time limit: without network it would wait for the system's TCP timeout.
+        response = get_session().get(
+            f"{constants.ENDPOINT}/api/whoami-v2", headers=build_hf_headers(token=token), timeout=HUB_CHECK_TIMEOUT
+        )
+        hf_raise_for_status(response)
+    except OfflineModeIsEnabled:
+        raise EmofusionError(
+            f"--push_to_hub {repo_id} needs the Hub, but HF_HUB_OFFLINE is set: unset it, or leave out --push_to_hub "
+            f"and upload the output folder afterwards (`hf upload {repo_id} {training_args.output_dir}`)."
+        ) from None
+    except HfHubHTTPError as error:
+        if getattr(error.response, "status_code", None) == 401:
+            raise EmofusionError(
+                f"--push_to_hub {repo_id}: the Hub refused the token (401); log in with `hf auth login` or pass "
+                "--hub_token."
+            ) from None
+        raise EmofusionError(f"--push_to_hub {repo_id}: the Hub at {constants.ENDPOINT} answered {error}") from None
+    except OSError as error:  # ConnectionError, TimeoutError
+        raise EmofusionError(f"{unreachable} ({error}). {offline}") from None
+    except Exception as error:
+        # httpx's transport errors (no network, DNS, timeouts) are not OSErrors.
+        if type(error).__module__.split(".")[0].startswith("httpx"):
+            raise EmofusionError(f"{unreachable} ({error}). {offline}") from None
+        raise
 
 
 def _max_frames(splits: dict) -> int | None:
@@ -150,6 +239,7 @@ def run_training(
     >>> metrics["test_mAP"]  # doctest: +SKIP
     """
     set_seed(training_args.seed)
+    check_hub_access(training_args)
     task = data_args.dataset
     do_train, do_eval, do_predict = training_args.do_train, training_args.do_eval, training_args.do_predict
     if not (do_train or do_eval or do_predict):
@@ -175,9 +265,13 @@ def run_training(
     else:
         check_provenance(config, loaded.description_metadata)
     needs_text = config.modality in ("fusion", "text")
+    split_names = {"train": data_args.train_split, "test": data_args.test_split}  # validation may be an alias
     for role, split in splits.items():
         if split is not None:
             check_columns(split, role, task, needs_text)
+            if needs_text:
+                name = f"{role} split {split_names[role]!r}" if role in split_names else "validation split"
+                warn_if_descriptions_empty(split, name, loaded.description_source)
     if do_train and not has_labels(loaded.train, data_args.label_column):
         raise ValueError(
             f"{task}: the train split {data_args.train_split!r} has no {data_args.label_column!r} targets "
@@ -249,7 +343,7 @@ def run_training(
     # 4. Train; save model + processor.
     if do_train:
         train_result = trainer.train(
-            resume_from_checkpoint=resolve_checkpoint(training_args), ignore_keys_for_eval=IGNORE_KEYS
+            resume_from_checkpoint=resolve_checkpoint(training_args, trainer), ignore_keys_for_eval=IGNORE_KEYS
         )
         trainer.save_model()
         metrics = {**train_result.metrics, "train_samples": len(loaded.train)}
