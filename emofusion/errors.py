@@ -35,6 +35,7 @@ _EXPECTED_CLASS_NAMES = {
     "DatasetNotFoundError",
     "EntryNotFoundError",
     "OfflineModeIsEnabled",
+    "HubAccessError",  # modeling_emofusion.hub_access: a checkpoint that cannot be fetched, named
 }
 
 
@@ -48,6 +49,18 @@ class UsageError(EmofusionError):
     """A wrong command line or config file: reported in one line, exit code 2."""
 
     exit_code = 2
+
+
+def check_output_folder(path: str | os.PathLike, flag: str = "--output_dir") -> str:
+    """`path` as given, refused before any work when it cannot be a folder (it, or a parent, is a file)."""
+    path = os.fspath(path)
+    folder = os.path.abspath(path)
+    while not os.path.exists(folder) and os.path.dirname(folder) != folder:
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder):
+        where = "is a file" if folder == os.path.abspath(path) else f"is inside {folder}, which is a file"
+        raise UsageError(f"{flag} {path}: {where}; expected a folder (created when missing).")
+    return path
 
 
 def _raised_in_project(error: BaseException) -> bool:
