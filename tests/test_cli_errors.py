@@ -143,6 +143,20 @@ def test_hub_probe_answers_within_seconds(monkeypatch):
             cached_file("someone/missing", "config.json")
 
 
+def test_from_pretrained_parts_without_network_names_the_checkpoint(monkeypatch):
+    from huggingface_hub import constants
+
+    from modeling_emofusion import EmoFusionForEmotionClassification, hub_access
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", CLOSED_PORT)
+    monkeypatch.setattr(hub_access, "_PROBED", {})
+    start = time.perf_counter()
+    with pytest.raises(OSError, match="vision model 'someone/vision': not a local folder, not in the local cache"):
+        EmoFusionForEmotionClassification.from_pretrained_parts("someone/vision", "someone/bert")
+    assert time.perf_counter() - start < 10
+
+
 @pytest.mark.parametrize("command", ["demo", "convert"])
 def test_output_dir_that_is_a_file(files, command, capsys):
     args = ["--output_dir", files / "a_file" / "run"]
