@@ -153,19 +153,32 @@ def readable_picture(source: str) -> str:
     import atexit
     import os
     import tempfile
+    import warnings
+
+    from PIL import Image
 
     from modeling_emofusion.marking import download_picture, open_picture
 
+    path = source
     if source.startswith(("http://", "https://")):
         data = download_picture(source)
         handle, path = tempfile.mkstemp(prefix="emofusion-predict-")
         with os.fdopen(handle, "wb") as file:
             file.write(data)
         atexit.register(os.remove, path)
-        open_picture(path, where=source).close()
-        return path
-    open_picture(source).close()  # lazy: reads the header only
-    return source
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", Image.DecompressionBombWarning)
+        with open_picture(path, where=source) as picture:  # lazy: reads the header only
+            size = picture.size
+    if any(issubclass(w.category, Image.DecompressionBombWarning) for w in caught):
+        # PIL's warning speaks of an attack; for a large photo within the limit, say what happens instead.
+        from transformers.utils import logging
+
+        logging.get_logger(__name__).warning(
+            f"{source}: a large picture ({size[0]}x{size[1]}); it is read at the model's working size."
+        )
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+    return path
 
 
 def allow_image_pixels(limit: int) -> None:
