@@ -7,9 +7,11 @@ function (`emofusion.cli.main`) in this process, since each subprocess costs sec
 
 from __future__ import annotations
 
+import http.server
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -118,6 +120,35 @@ def test_without_network_fails_fast_naming_the_repo(files, tmp_path):
     assert "'hustvl/yolos-tiny'" in line and "not in the local cache" in line and CLOSED_PORT in line
     assert "HF_HUB_OFFLINE=1" in line and "local folder" in line
     assert "Retrying" not in result.stderr
+
+
+class _NoSuchRepoHub(http.server.BaseHTTPRequestHandler):
+    """A loopback Hub that knows no repo: 200 at the root (reachable), 404 RepoNotFound for every file."""
+
+    def do_HEAD(self):
+        self.send_response(200 if self.path == "/" else 404)
+        if self.path != "/":
+            self.send_header("X-Error-Code", "RepoNotFound")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_GET = do_HEAD
+
+    def log_message(self, *args):
+        pass
+
+
+def test_model_id_the_hub_does_not_know(files, tmp_path):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NoSuchRepoHub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        env = {"HF_ENDPOINT": f"http://127.0.0.1:{server.server_address[1]}", "HF_HOME": str(tmp_path / "cache")}
+        drop = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
+        args = ["predict", "photo.png", "--model", "someone/missing", "--description", "x"]
+        line = error_line(emofusion(*args, cwd=files, env_update=env, drop=drop), 1)
+    finally:
+        server.shutdown()
+    assert "--model 'someone/missing'" in line and "no such repo on the Hub" in line and "hf auth login" in line
 
 
 def test_hub_probe_answers_within_seconds(monkeypatch):
