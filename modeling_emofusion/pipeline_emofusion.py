@@ -134,6 +134,12 @@ class EmotionInContextPipeline(ChunkPipeline):
       descriptions are generated with the VLLM recorded in the model's config
       (`config.description_model`, `prompt_template`, `description_generation`).
 
+    Pictures are read at a working size (shorter side `self.working_side`: 1024 px, or twice the
+    model's input side), a large JPEG decoded at reduced scale, and downscaled before the subject is
+    marked, detected or described, so memory follows the model's input size, not the photo's; boxes
+    given and reported are in the input picture's own pixels. A picture over PIL's
+    decompression-bomb limit is a `PIL.Image.DecompressionBombError` saying how to allow it.
+
     Output, per input, a list with one entry per subject:
     `{"bbox", "labels" (above the thresholds), "scores" (every label, best first), "vad" (when the
     model predicts it), "description", "description_source" ("given" | "generated" | None),

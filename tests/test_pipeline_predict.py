@@ -127,6 +127,28 @@ def test_working_picture_gives_the_model_the_same_input(tmp_path):
     assert torch.equal(inputs["pixel_values"], new) and inputs["subject"]["bbox"] == box
 
 
+def test_rotated_jpeg_is_read_upright_at_working_size(tmp_path):
+    """EXIF orientation 6 (a phone held upright): the working picture is the upright photo, downscaled,
+    and its size and the boxes' frame are the upright photo's."""
+    from PIL import ImageOps
+
+    from modeling_emofusion.marking import load_image_for_model
+
+    stored = Image.new("RGB", (4000, 3000), (0, 0, 255))
+    stored.paste((255, 0, 0), (0, 0, 1000, 1000))  # red in the stored top-left corner
+    exif = stored.getexif()
+    exif[0x0112] = 6
+    photo = tmp_path / "rotated.jpg"
+    stored.save(photo, exif=exif, quality=95)
+    picture = load_image_for_model(photo, min_side=1024)
+    assert picture.original_size == (3000, 4000) and picture.image.size == (1024, 1365)
+    upright = ImageOps.exif_transpose(Image.open(photo)).resize(picture.image.size)
+    difference = np.abs(np.asarray(upright, dtype=np.int16) - np.asarray(picture.image, dtype=np.int16))
+    assert difference.mean() < 3
+    assert picture.image.getpixel((1000, 100))[0] > 200  # the red corner is now top-right
+    assert picture.to_original([512, 0, 1024, 1365]) == [1500.0, 0.0, 3000.0, 4000.0]
+
+
 def test_detected_boxes_are_mapped_back_to_the_photo(tmp_path):
     """Detection runs on the working picture; the boxes reported are the detector's, scaled to the photo."""
     from transformers import pipeline
