@@ -24,6 +24,8 @@ from pathlib import Path
 
 from transformers import HfArgumentParser
 
+from .errors import check_output_folder
+
 
 DATASET_OPTIONS = {
     "emotic": ("annotation_format",),
@@ -176,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     from dataset_scripts.common import AnnotationFormatError, BadSampleError, DatasetLayoutError, UnsafePathError
     from dataset_scripts.descriptions import DescriptionSetError
 
-    output_dir = Path(args.output_dir)
+    output_dir = Path(check_output_folder(args.output_dir))
     if output_dir.exists() and any(output_dir.iterdir()):
         if not args.overwrite_output_dir:
             sys.stderr.write(

@@ -30,6 +30,8 @@ from pathlib import Path
 
 from transformers.utils import logging as hf_logging
 
+from .errors import check_output_folder
+
 
 logger = hf_logging.get_logger(__name__)
 
@@ -291,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = HfArgumentParser(DemoArguments, prog="emofusion demo", description=__doc__.splitlines()[0])
     (args,) = parser.parse_args_into_dataclasses(args=argv)
+    check_output_folder(args.output_dir)
     logging.basicConfig(format="%(message)s", level=logging.INFO, stream=sys.stderr)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing here downloads; fail loudly if something tried
     try:

@@ -35,6 +35,7 @@ _EXPECTED_CLASS_NAMES = {
     "DatasetNotFoundError",
     "EntryNotFoundError",
     "OfflineModeIsEnabled",
+    "HubAccessError",  # modeling_emofusion.hub_access: a checkpoint that cannot be fetched, named
 }
 
 
@@ -48,6 +49,18 @@ class UsageError(EmofusionError):
     """A wrong command line or config file: reported in one line, exit code 2."""
 
     exit_code = 2
+
+
+def check_output_folder(path: str | os.PathLike, flag: str = "--output_dir") -> str:
+    """`path` as given, refused before any work when it cannot be a folder (it, or a parent, is a file)."""
+    path = os.fspath(path)
+    folder = os.path.abspath(path)
+    while not os.path.exists(folder) and os.path.dirname(folder) != folder:
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder):
+        where = "is a file" if folder == os.path.abspath(path) else f"is inside {folder}, which is a file"
+        raise UsageError(f"{flag} {path}: {where}; expected a folder (created when missing).")
+    return path
 
 
 def _raised_in_project(error: BaseException) -> bool:
@@ -87,13 +100,26 @@ def one_line(error: BaseException) -> str:
 
 def debug_requested(argv: Sequence[str]) -> bool:
     """`--debug` on the command line, EMOFUSION_DEBUG=1, or a DEBUG level for the project's loggers."""
-    if "--debug" in argv or os.environ.get("EMOFUSION_DEBUG", "").lower() in ("1", "true", "yes"):
-        return True
     argv = list(argv)
+    if any(_is_our_debug_flag(argv, i) for i in range(len(argv))):
+        return True
+    if os.environ.get("EMOFUSION_DEBUG", "").lower() in ("1", "true", "yes"):
+        return True
     for flag in ("--log_level", "--log-level"):
         if flag in argv[:-1] and argv[argv.index(flag) + 1].lower() == "debug":
             return True
     return any(logging.getLogger(name).level == logging.DEBUG for name in PROJECT_PACKAGES)
+
+
+def _is_our_debug_flag(argv: list[str], i: int) -> bool:
+    """A bare `--debug` is ours; `--debug VALUE` is TrainingArguments' own option (e.g. underflow_overflow)."""
+    return argv[i] == "--debug" and (i + 1 == len(argv) or argv[i + 1].startswith("-"))
+
+
+def strip_debug_flag(argv: Sequence[str]) -> list[str]:
+    """argv without our bare `--debug` (the Trainer's `--debug VALUE` stays)."""
+    argv = list(argv)
+    return [arg for i, arg in enumerate(argv) if not _is_our_debug_flag(argv, i)]
 
 
 def run_main(prog: str, main: Callable[[list[str]], int | None], argv: Sequence[str] | None = None) -> int:
@@ -104,7 +130,7 @@ def run_main(prog: str, main: Callable[[list[str]], int | None], argv: Sequence[
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = debug_requested(argv)
-    argv = [arg for arg in argv if arg != "--debug"]
+    argv = strip_debug_flag(argv)
     try:
         return int(main(argv) or 0)
     except KeyboardInterrupt:

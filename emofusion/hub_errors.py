@@ -16,6 +16,9 @@ before anything is loaded:
 - unreachable and not cached: `HubUnreachableError`, whose one line names the repo id, the
   endpoint and the ways to work offline.
 
+`hub_errors(repo_id, what)` wraps a load (a checkpoint, a detector) with
+`modeling_emofusion.hub_access`, which probes the endpoint once and works from the cache when
+it cannot be reached, and turns what still fails into one line naming the flag and the repo id.
 `hub_unreachable(repo_id, error)` words the same error for a connection failure caught elsewhere;
 `check_push_access(repo_id)` checks at start that a push at the end can work (network, token).
 Import-light: huggingface_hub is imported only inside the functions.
@@ -115,31 +118,50 @@ def check_hub_access(
     return "online"
 
 
-def check_push_access(repo_id: str, repo_type: str = "dataset", timeout: float | None = None) -> None:
-    """Fail now, not after hours of work, when pushing to `repo_id` at the end cannot work: offline mode, no
-    token, or a Hub that cannot be reached (one request, no retries). A repo that does not exist yet is fine."""
-    from huggingface_hub import HfApi, constants, get_token
+def check_push_access(
+    repo_id: str, folder: str, repo_type: str = "model", token: str | None = None, timeout: float | None = None
+) -> None:
+    """Fail now, not after hours of work, when `--push_to_hub` at the end cannot work: offline mode, no token, a
+    refused token, or a Hub that cannot be reached (one whoami request with a time limit, no retries). `folder` is
+    the output folder, named in the advice to upload it later."""
+    from huggingface_hub import constants, get_token
     from huggingface_hub.errors import HfHubHTTPError
+    from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
 
-    later = f"or drop --push_to_hub and upload the folder later with `hf upload {repo_id} OUT --repo-type {repo_type}`"
+    kind = "" if repo_type == "model" else f" --repo-type {repo_type}"
+    later = (
+        f"or leave out --push_to_hub and upload the folder afterwards (`hf upload {repo_id} {folder}{kind}`); "
+        "models and data then come from local folders or the HF_HOME cache (HF_HUB_OFFLINE=1)"
+    )
     if constants.HF_HUB_OFFLINE:
         raise HubUnreachableError(
             f"--push_to_hub {repo_id} needs the Hub, but HF_HUB_OFFLINE is set: unset it, {later}."
         )
-    if get_token() is None:
+    token = token or get_token()
+    if not token:
         raise EmofusionError(
             f"--push_to_hub {repo_id}: not logged in to the Hugging Face Hub; run `hf auth login` or set HF_TOKEN, "
             f"{later}."
         )
     try:
-        HfApi().repo_info(repo_id, repo_type=repo_type, timeout=timeout or constants.HF_HUB_ETAG_TIMEOUT)
-    except HfHubHTTPError:
-        return  # the Hub answered; a repo not found yet is created by the push
-    except Exception as error:  # noqa: BLE001 - connection refused, DNS, timeout, proxy
+        # HfApi.whoami's request, with a time limit: without network it would wait for the system's TCP timeout.
+        response = get_session().get(
+            f"{constants.ENDPOINT}/api/whoami-v2",
+            headers=build_hf_headers(token=token),
+            timeout=timeout or constants.HF_HUB_ETAG_TIMEOUT,
+        )
+        hf_raise_for_status(response)
+    except HfHubHTTPError as error:
+        if getattr(error.response, "status_code", None) == 401:
+            raise EmofusionError(
+                f"--push_to_hub {repo_id}: the Hub refused the token (401); log in with `hf auth login`, {later}."
+            ) from None
+        raise EmofusionError(f"--push_to_hub {repo_id}: the Hub at {constants.ENDPOINT} answered {error}") from None
+    except Exception as error:  # noqa: BLE001 - connection refused, DNS, timeout, proxy (httpx's are not OSErrors)
         cause = f"{type(error).__name__}: {error}".splitlines()[0]
         raise HubUnreachableError(
-            f"Cannot reach the Hugging Face Hub at {constants.ENDPOINT} to push to the {repo_type} {repo_id!r} "
-            f"({cause}): run again where there is network, {later}."
+            f"--push_to_hub {repo_id}: cannot reach the Hub at {constants.ENDPOINT} ({cause}); run again where there "
+            f"is network, {later}."
         ) from error
 
 
@@ -162,3 +184,15 @@ def hub_offline(enabled: bool = True) -> Iterator[None]:
             os.environ.pop("HF_HUB_OFFLINE", None)
         else:
             os.environ["HF_HUB_OFFLINE"] = previous_env
+
+
+@contextlib.contextmanager
+def hub_errors(repo_id, what: str = "model"):
+    """Run the block's Hub fetches of `repo_id` with quick failures, raised as an `EmofusionError` (exit code 1)."""
+    from modeling_emofusion.hub_access import HubAccessError, hub_access
+
+    try:
+        with hub_access(repo_id, what=what):
+            yield
+    except HubAccessError as error:
+        raise EmofusionError(str(error)) from error

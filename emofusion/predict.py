@@ -7,6 +7,12 @@ Several `--bbox` (each with its own `--description`, in the same order) classify
 Without a description, the model's recorded VLLM writes one (see the model's config). Without a
 box, `--detect` finds every person with an object-detection model; otherwise the whole picture
 is the subject.
+
+Pictures of any size: a large JPEG is decoded at reduced scale and every picture is downscaled to
+the model's working size before the box is drawn; boxes in and out are in the photo's pixels, and
+the annotated picture is written at the working size. A picture over PIL's decompression-bomb
+limit is refused unless `--max-image-pixels` allows it. Failures end in one line on stderr (exit 2
+for a wrong command line, 1 otherwise; `--debug` shows the traceback).
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+
+from .errors import EmofusionError, UsageError
 
 
 def _box(text: str) -> list[float]:
@@ -49,30 +57,41 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--save-annotated", default=None, metavar="OUT.png", help="write the annotated photo")
     parser.add_argument("--top-k", type=int, default=3, help="emotions written per person on the annotated photo")
     parser.add_argument("--device", default=None, help="e.g. cpu, cuda:0 (default: the first GPU, else CPU)")
+    parser.add_argument(
+        "--max-image-pixels", type=int, default=None, metavar="N",
+        help="refuse pictures over N pixels (PIL's decompression-bomb guard; default 2 x PIL.Image.MAX_IMAGE_PIXELS, "
+        "about 179 million); 0 allows any size",
+    )  # fmt: skip
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.bbox and args.detect:
-        sys.stderr.write("emofusion predict: --detect finds the boxes itself; leave out --bbox (or --detect).\n")
-        return 2
+        raise UsageError("--detect finds the boxes itself; leave out --bbox (or --detect).")
     if args.description and args.bbox and len(args.description) != len(args.bbox):
-        sys.stderr.write(
-            f"emofusion predict: {len(args.bbox)} --bbox but {len(args.description)} --description: "
-            "give one description per box, in the same order.\n"
+        raise UsageError(
+            f"{len(args.bbox)} --bbox but {len(args.description)} --description: "
+            "give one description per box, in the same order."
         )
-        return 2
+    if args.save_annotated:
+        check_output_picture(args.save_annotated)
+    if args.max_image_pixels is not None:
+        allow_image_pixels(args.max_image_pixels)
+    # The picture is checked (found, fetched once, a picture, not over the pixel limit) before a model loads.
+    image = readable_picture(args.image)
 
     # Heavy imports only once the arguments are known to be fine.
     from transformers import pipeline
 
     from modeling_emofusion import EmotionInContextPipeline
+    from modeling_emofusion.pipeline_emofusion import DEFAULT_DETECTOR, load_picture
 
     from .annotate import draw_predictions
+    from .hub_errors import hub_errors
 
-    device = args.device if args.device is not None else (0 if _has_gpu() else -1)
-    try:
+    device = resolve_device(args.device)
+    with hub_errors(args.model, what="--model"):
         # The installed pipeline code is used (pipeline_class), so a local checkpoint needs no remote code.
         pipe = pipeline(
             "emotion-in-context",
@@ -81,39 +100,142 @@ def main(argv: list[str] | None = None) -> int:
             pipeline_class=EmotionInContextPipeline,
             device=device,
         )
-        bbox = None
-        if args.bbox:
-            bbox = args.bbox[0] if len(args.bbox) == 1 else args.bbox
-        description = None
-        if args.description:
-            description = args.description[0] if len(args.description) == 1 else args.description
-        subjects = pipe(
-            args.image,
-            bbox=bbox,
-            description=description,
-            detect=args.detect,
-            detector=args.detector,
-            person_label=args.person_label,
-            detection_threshold=args.detection_threshold,
-        )
-        if args.save_annotated:
-            from modeling_emofusion.pipeline_emofusion import load_picture
-
-            draw_predictions(load_picture(args.image), subjects, top_k=args.top_k).save(args.save_annotated)
-    except (ValueError, FileNotFoundError, OSError) as error:
-        sys.stderr.write(f"emofusion predict: error: {error}\n")
-        return 1
+    detector = None
+    if args.detect:
+        name = args.detector or DEFAULT_DETECTOR
+        with hub_errors(name, what="--detector" if args.detector else "the default person detector"):
+            detector = pipeline("object-detection", model=name, device=pipe.device)
+    bbox = None
+    if args.bbox:
+        bbox = args.bbox[0] if len(args.bbox) == 1 else args.bbox
+    description = None
+    if args.description:
+        description = args.description[0] if len(args.description) == 1 else args.description
+    subjects = pipe(
+        image,
+        bbox=bbox,
+        description=description,
+        detect=args.detect,
+        detector=detector,
+        person_label=args.person_label,
+        detection_threshold=args.detection_threshold,
+    )
     report = {"image": args.image, "model": args.model, "subjects": subjects}
     if args.save_annotated:
+        # Drawn on the working picture (a 12000x12000 photo is not decoded in full for it).
+        picture = load_picture(image, min_side=pipe.working_side)
+        shown = [{**subject, "bbox": picture.to_working(subject["bbox"])} for subject in subjects]
+        try:
+            draw_predictions(picture.image, shown, top_k=args.top_k).save(args.save_annotated)
+        except (OSError, ValueError) as error:  # a folder, an unknown extension, a read-only place
+            raise EmofusionError(f"--save-annotated {args.save_annotated!r}: cannot write it ({error}).") from error
         report["annotated"] = args.save_annotated
     sys.stdout.write(json.dumps(report, indent=2) + "\n")
     return 0
 
 
-def _has_gpu() -> bool:
+def check_output_picture(path: str) -> None:
+    """`--save-annotated` must name a picture file PIL can write (checked before any work is done)."""
+    import os
+
+    from PIL import Image
+
+    extension = os.path.splitext(path)[1].lower()
+    if os.path.isdir(path) or extension not in Image.registered_extensions():
+        raise UsageError(f"--save-annotated {path!r}: expected a picture file name such as annotated.png.")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UsageError(f"--save-annotated {path!r}: the folder {folder} does not exist.")
+
+
+def readable_picture(source: str) -> str:
+    """`source` checked up front; a URL is downloaded once, to a temporary file that is returned instead."""
+    import atexit
+    import os
+    import tempfile
+    import warnings
+
+    from PIL import Image
+
+    from modeling_emofusion.marking import download_picture, open_picture
+
+    path = source
+    if source.startswith(("http://", "https://")):
+        data = download_picture(source)
+        handle, path = tempfile.mkstemp(prefix="emofusion-predict-")
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+        atexit.register(os.remove, path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", Image.DecompressionBombWarning)
+        with open_picture(path, where=source) as picture:  # lazy: reads the header only
+            size = picture.size
+    if any(issubclass(w.category, Image.DecompressionBombWarning) for w in caught):
+        # PIL's warning speaks of an attack; for a large photo within the limit, say what happens instead.
+        from transformers.utils import logging
+
+        logging.get_logger(__name__).warning(
+            f"{source}: a large picture ({size[0]}x{size[1]}); it is read at the model's working size."
+        )
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+    return path
+
+
+def allow_image_pixels(limit: int) -> None:
+    """Set PIL's decompression-bomb guard so that pictures of up to `limit` pixels open (0: any size)."""
+    import warnings
+
+    from PIL import Image
+
+    if limit < 0:
+        raise UsageError(f"--max-image-pixels {limit}: expected a number of pixels, or 0 for no limit.")
+    # PIL refuses pictures over twice MAX_IMAGE_PIXELS and warns above it; the user chose the limit.
+    Image.MAX_IMAGE_PIXELS = limit // 2 if limit else None
+    warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+
+
+def available_devices() -> list[str]:
     import torch
 
-    return torch.cuda.is_available()
+    devices = ["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        devices.append("mps")
+    for kind in ("xpu", "npu"):
+        module = getattr(torch, kind, None)
+        if module is not None and module.is_available():
+            devices += [f"{kind}:{i}" for i in range(module.device_count())]
+    return devices
+
+
+def resolve_device(name: str | None):
+    """`--device` as a torch device, checked against this machine; the default is the first GPU, else the CPU."""
+    import torch
+
+    if name is None:
+        return 0 if torch.cuda.is_available() else -1
+    try:
+        device = torch.device(int(name)) if name.isdigit() else torch.device(name)
+    except (RuntimeError, ValueError):
+        raise UsageError(f"--device {name!r}: not a device name (expected cpu, cuda, cuda:N, mps, ...).") from None
+    if device.type == "cpu":
+        return device
+    names = available_devices()
+    available = ", ".join(names)
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            why = (
+                f"this torch ({torch.__version__}) is built without CUDA"
+                if torch.version.cuda is None
+                else "no CUDA GPU is visible (CUDA_VISIBLE_DEVICES, drivers)"
+            )
+            raise EmofusionError(f"--device {name}: {why}; available here: {available}.")
+        if device.index is not None and device.index >= count:
+            raise EmofusionError(f"--device {name}: this machine has {count} GPU(s); available: {available}.")
+        return device
+    if f"{device.type}:{device.index or 0}" not in names and device.type not in names:
+        raise EmofusionError(f"--device {name}: not available here; available: {available}.")
+    return device
 
 
 if __name__ == "__main__":

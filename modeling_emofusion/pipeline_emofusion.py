@@ -3,7 +3,10 @@
 It follows transformers' pipelines (a `ChunkPipeline`, like zero-shot object detection): one input
 may hold several subjects (several boxes, or every person an object detector finds), each subject
 becomes one model input, and the results are grouped back per input. The subject is marked
-exactly as in training (the processor calls `marking.mark_subject`). When a subject has no
+exactly as in training (the processor calls `marking.mark_subject`), on the picture read at the
+model's working size (`marking.load_image_for_model`: large JPEGs decode at reduced scale, and any
+picture is downscaled before the box is drawn); boxes in and out are in the photo's own pixels.
+When a subject has no
 description, one is generated with the VLLM, prompt and generation settings recorded in the
 model's config, on the same marked picture caption.py would have shown it.
 
@@ -20,16 +23,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from transformers import AutoModelForImageClassification, Pipeline
 from transformers.dynamic_module_utils import custom_object_save
-from transformers.image_utils import load_image
 from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.pipelines.base import ChunkPipeline
 from transformers.utils import logging
 
+from .hub_access import hub_access
 from .labels import VAD_NAMES
-from .marking import clip_box
+from .marking import ModelPicture, clip_box, image_processor_side, load_image_for_model, working_side
 from .processing_emofusion import is_box, to_pil
 
 
@@ -39,6 +41,8 @@ TASK = "emotion-in-context"
 # A small COCO detector that needs neither timm nor torchvision; any object-detection model works.
 DEFAULT_DETECTOR = "hustvl/yolos-tiny"
 INPUT_KEYS = ("image", "frames", "bbox", "description")
+# Subject entries in the working picture's pixels, used inside preprocess only.
+_WORKING_KEYS = ("model_bbox", "frames", "frame_boxes")
 
 
 def _source_name(image) -> str:
@@ -48,19 +52,15 @@ def _source_name(image) -> str:
     return f"image ({type(image).__name__})"
 
 
-def load_picture(image, timeout: float | None = None) -> Image.Image:
-    """A PIL RGB picture from a path, URL, base64 string, PIL image or (H, W[, C]) array."""
-    if isinstance(image, os.PathLike):
-        image = os.fspath(image)
-    if isinstance(image, str):
-        is_url = image.startswith(("http://", "https://", "data:image/"))
-        if not is_url and len(image) < 4096 and not os.path.isfile(image):
-            raise FileNotFoundError(f"Image file not found: {image!r} (expected a path, a URL or a PIL image).")
-        picture = load_image(image, timeout=timeout)
-        if picture.width == 0 or picture.height == 0:
-            raise ValueError(f"{image}: the image is empty ({picture.width}x{picture.height}).")
-        return picture
-    return to_pil(image, _source_name(image))
+def load_picture(image, timeout: float | None = None, min_side: int | None = None) -> ModelPicture:
+    """A path, URL, base64 string, PIL image or (H, W[, C]) array, read as a `ModelPicture`.
+
+    With `min_side`, the picture is decoded and downscaled to that working size (its shorter
+    side), see `marking.load_image_for_model`; without, it is read at full size.
+    """
+    if isinstance(image, (str, os.PathLike)):
+        return load_image_for_model(image, min_side=min_side, timeout=timeout)
+    return load_image_for_model(to_pil(image, _source_name(image)), min_side=min_side)
 
 
 def _as_box_list(bbox, where: str) -> list[list[float]] | None:
@@ -134,6 +134,12 @@ class EmotionInContextPipeline(ChunkPipeline):
       descriptions are generated with the VLLM recorded in the model's config
       (`config.description_model`, `prompt_template`, `description_generation`).
 
+    Pictures are read at a working size (shorter side `self.working_side`: 1024 px, or twice the
+    model's input side), a large JPEG decoded at reduced scale, and downscaled before the subject is
+    marked, detected or described, so memory follows the model's input size, not the photo's; boxes
+    given and reported are in the input picture's own pixels. A picture over PIL's
+    decompression-bomb limit is a `PIL.Image.DecompressionBombError` saying how to allow it.
+
     Output, per input, a list with one entry per subject:
     `{"bbox", "labels" (above the thresholds), "scores" (every label, best first), "vad" (when the
     model predicts it), "description", "description_source" ("given" | "generated" | None),
@@ -171,6 +177,11 @@ class EmotionInContextPipeline(ChunkPipeline):
             )
         self._describers: dict[Any, Any] = {}
         self._detectors: dict[Any, Any] = {}
+
+    @property
+    def working_side(self) -> int:
+        """The shorter side pictures are read and marked at (`marking.working_side` of the model's input)."""
+        return working_side(image_processor_side(getattr(self.processor, "image_processor", None)))
 
     # -- call signature ----------------------------------------------------------------------------
 
@@ -239,11 +250,11 @@ class EmotionInContextPipeline(ChunkPipeline):
         if "frames" in item:
             if not isinstance(item["frames"], (list, tuple)) or not item["frames"]:
                 raise ValueError("frames: a clip needs a non-empty list of frames (paths, PIL images or arrays).")
-            frames = [load_picture(frame, timeout) for frame in item["frames"]]
+            frames = [load_picture(frame, timeout, self.working_side) for frame in item["frames"]]
             where = _source_name(item["frames"][0]) + " (clip)"
             subjects = self._clip_subject(frames, item.get("bbox"), item.get("description"), where)
         else:
-            picture = load_picture(item["image"], timeout)
+            picture = load_picture(item["image"], timeout, self.working_side)
             where = _source_name(item["image"])
             subjects = self._image_subjects(
                 picture, item.get("bbox"), item.get("description"), where,
@@ -257,20 +268,23 @@ class EmotionInContextPipeline(ChunkPipeline):
         if not subjects:
             # Nothing to classify (no person found): one input still needs one model input to flow
             # through the batching machinery; it is dropped in postprocess.
-            subjects = [{"bbox": None, "placeholder": True, "description": "" if needs_text else None}]
+            subjects = [{"bbox": None, "model_bbox": None, "placeholder": True}]
+            subjects[0]["description"] = "" if needs_text else None
             logger.info(f"{where}: no person found; returning no subject.")
 
         for index, subject in enumerate(subjects):
             text = subject["description"] if needs_text else None
             if picture is not None:
-                model_inputs = self.processor(images=picture, bbox=subject["bbox"], text=text, return_tensors="pt")
+                model_inputs = self.processor(
+                    images=picture.image, bbox=subject["model_bbox"], text=text, return_tensors="pt"
+                )
             else:
                 model_inputs = self.processor(
                     videos=[subject["frames"]], bbox=[subject["frame_boxes"]], text=text, return_tensors="pt"
                 )
                 model_inputs = self._pad_frames(model_inputs)
             model_inputs = dict(model_inputs)
-            model_inputs["subject"] = {k: v for k, v in subject.items() if k not in ("frames", "frame_boxes")}
+            model_inputs["subject"] = {k: v for k, v in subject.items() if k not in _WORKING_KEYS}
             model_inputs["is_last"] = index == len(subjects) - 1
             yield model_inputs
 
@@ -296,10 +310,11 @@ class EmotionInContextPipeline(ChunkPipeline):
         for i, box in enumerate(boxes):
             if box is not None:
                 try:
-                    box = [round(v, 2) for v in clip_box(box, picture.size)]
+                    box = [round(v, 2) for v in clip_box(box, picture.original_size)]
                 except ValueError as error:
                     raise ValueError(f"{where}: {error}") from None
-            subject = {"bbox": box, "description": descriptions[i], "placeholder": False}
+            subject = {"bbox": box, "model_bbox": picture.to_working(box), "placeholder": False}
+            subject["description"] = descriptions[i]
             subject["description_source"] = "given" if descriptions[i] is not None else None
             if detection_scores is not None:
                 subject["detection_score"] = detection_scores[i]
@@ -331,7 +346,7 @@ class EmotionInContextPipeline(ChunkPipeline):
         clipped = []
         for t, (frame, box) in enumerate(zip(frames, frame_boxes)):
             try:
-                clipped.append(None if box is None else [round(v, 2) for v in clip_box(box, frame.size)])
+                clipped.append(None if box is None else [round(v, 2) for v in clip_box(box, frame.original_size)])
             except ValueError as error:
                 raise ValueError(f"{where}, frame {t}: {error}") from None
         if description is not None and not isinstance(description, str):
@@ -344,8 +359,8 @@ class EmotionInContextPipeline(ChunkPipeline):
         return [
             {
                 "bbox": union,
-                "frames": frames,
-                "frame_boxes": clipped,
+                "frames": [frame.image for frame in frames],
+                "frame_boxes": [frame.to_working(box) for frame, box in zip(frames, clipped)],
                 "description": description,
                 "description_source": "given" if description is not None else None,
                 "placeholder": False,
@@ -379,13 +394,17 @@ class EmotionInContextPipeline(ChunkPipeline):
                 f"The person detector has no class {person_label!r} (its classes include {sorted(classes)[:10]}): "
                 "pass person_label=... with its name for people, or another detector."
             )
-        found = detector(picture, threshold=threshold)
+        found = detector(picture.image, threshold=threshold)
         people = [d for d in found if d["label"] == person_label]
         if found and not people:
             labels = sorted({d["label"] for d in found})
             logger.info(f"The detector found {labels} but no {person_label!r} above {threshold}.")
         people.sort(key=lambda d: d["score"], reverse=True)
-        boxes = [[d["box"]["xmin"], d["box"]["ymin"], d["box"]["xmax"], d["box"]["ymax"]] for d in people]
+        # Found on the working picture; reported in the photo's pixels.
+        boxes = [
+            picture.to_original([d["box"]["xmin"], d["box"]["ymin"], d["box"]["xmax"], d["box"]["ymax"]])
+            for d in people
+        ]
         # Detectors may return degenerate boxes (zero width); they cannot be marked.
         kept = [(b, d["score"]) for b, d in zip(boxes, people) if b[2] > b[0] and b[3] > b[1]]
         return [b for b, _ in kept], [round(float(s), 4) for _, s in kept]
@@ -398,7 +417,8 @@ class EmotionInContextPipeline(ChunkPipeline):
             from transformers import pipeline
 
             logger.info(f"Loading the person detector {key!r}.")
-            self._detectors[key] = pipeline("object-detection", model=key, device=self.device)
+            with hub_access(key, what="person detector"):
+                self._detectors[key] = pipeline("object-detection", model=key, device=self.device)
         return self._detectors[key]
 
     # -- descriptions -------------------------------------------------------------------------------
@@ -411,8 +431,8 @@ class EmotionInContextPipeline(ChunkPipeline):
         views, boxes = [], []
         for subject in missing:
             if picture is not None:
-                views.append(picture)
-                boxes.append(subject["bbox"])
+                views.append(picture.image)
+                boxes.append(subject["model_bbox"])
             else:
                 # A clip is described from its middle sampled frame, with that frame's box (caption.py's default).
                 middle = len(subject["frames"]) // 2
@@ -445,13 +465,14 @@ class EmotionInContextPipeline(ChunkPipeline):
 
             logger.info(f"Loading the description model {config.description_model!r} recorded in the config.")
             try:
-                self._describers[key] = TransformersDescriber.from_pretrained(
-                    config.description_model,
-                    revision=config.description_revision,
-                    device=self.device,
-                    marking=config.marking,
-                    **(config.description_generation or {}),
-                )
+                with hub_access(config.description_model, what="description model"):
+                    self._describers[key] = TransformersDescriber.from_pretrained(
+                        config.description_model,
+                        revision=config.description_revision,
+                        device=self.device,
+                        marking=config.marking,
+                        **(config.description_generation or {}),
+                    )
             except OSError as error:
                 raise ValueError(
                     f"{where}: no description given, and the description model recorded in the config "

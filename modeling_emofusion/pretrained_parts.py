@@ -6,6 +6,8 @@
   both feed-forward branches from BERT; cross-attention newly initialised), or from an
   InstructBLIP checkpoint's Q-Former and query tokens, read straight from its safetensors files
   so that the 4-13B language model is never loaded.
+
+Every fetch runs inside `hub_access`: without network it fails in seconds, naming the checkpoint.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import torch
 from transformers import AutoConfig, InstructBlipQFormerConfig, PreTrainedConfig
 from transformers.models.auto.modeling_auto import MODEL_MAPPING
 from transformers.utils import cached_file, logging
+
+from .hub_access import hub_access
 
 
 logger = logging.get_logger(__name__)
@@ -43,9 +47,10 @@ def vision_config_of(config: PreTrainedConfig) -> PreTrainedConfig:
 
 def load_vision_model(name_or_path: str, revision: str | None = None, **kwargs):
     """Load the vision tower of `name_or_path` as a bare vision model (e.g. `CLIPVisionModel`)."""
-    config = vision_config_of(AutoConfig.from_pretrained(name_or_path, revision=revision, **kwargs))
-    model_class = MODEL_MAPPING[type(config)]
-    return model_class.from_pretrained(name_or_path, revision=revision, **kwargs)
+    with hub_access(name_or_path, what="vision model"):
+        config = vision_config_of(AutoConfig.from_pretrained(name_or_path, revision=revision, **kwargs))
+        model_class = MODEL_MAPPING[type(config)]
+        return model_class.from_pretrained(name_or_path, revision=revision, **kwargs)
 
 
 def qformer_config_from_bert(bert_config: PreTrainedConfig, encoder_hidden_size: int, **overrides):
@@ -126,8 +131,9 @@ def instructblip_qformer_parts(
     name_or_path: str, revision: str | None = None
 ) -> tuple[dict, dict[str, torch.Tensor], torch.Tensor]:
     """(Q-Former config dict, Q-Former state dict, query tokens) of an InstructBLIP checkpoint."""
-    config = AutoConfig.from_pretrained(name_or_path, revision=revision)
-    weights = load_prefixed_weights(name_or_path, ("qformer.", "query_tokens"), revision)
+    with hub_access(name_or_path, what="Q-Former checkpoint"):
+        config = AutoConfig.from_pretrained(name_or_path, revision=revision)
+        weights = load_prefixed_weights(name_or_path, ("qformer.", "query_tokens"), revision)
     if "query_tokens" not in weights:
         raise OSError(f"{name_or_path}: no `query_tokens` tensor found in its safetensors files.")
     qformer_state = {k.removeprefix("qformer."): v for k, v in weights.items() if k.startswith("qformer.")}
@@ -135,7 +141,8 @@ def instructblip_qformer_parts(
 
 
 def is_instructblip(name_or_path: str, revision: str | None = None) -> bool:
-    config_file = cached_file(name_or_path, "config.json", revision=revision)
+    with hub_access(name_or_path, what="Q-Former checkpoint"):
+        config_file = cached_file(name_or_path, "config.json", revision=revision)
     with open(config_file, encoding="utf-8") as handle:
         return json.load(handle).get("model_type") in ("instructblip", "instructblipvideo")
 

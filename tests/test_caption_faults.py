@@ -326,7 +326,7 @@ def test_a_push_that_cannot_work_fails_before_anything_is_described(setup, tmp_p
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")
     monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token")
-    with pytest.raises(HubUnreachableError, match="Cannot reach the Hugging Face Hub at http://127.0.0.1:9 to push"):
+    with pytest.raises(HubUnreachableError, match="me/descriptions: cannot reach the Hub at http://127.0.0.1:9"):
         caption_split(args)
     monkeypatch.delenv("HF_TOKEN")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "no-token"))

@@ -187,7 +187,7 @@ def _caption_split(args, state, lock, dataset, describer, class_names) -> dict:
             logger.warning(f"Deleting the description set in {args.output_dir}: {error}")
             store.clear_set(args.output_dir)
         if args.push_to_hub:
-            check_push_access(args.push_to_hub)
+            check_push_access(args.push_to_hub, args.output_dir, repo_type="dataset")
     offline = describer is None and check_hub_access(args.model, args.revision) == "cached"
     if offline:
         logger.warning(

@@ -17,7 +17,7 @@ import transformers
 from transformers import EvalPrediction, TrainingArguments, set_seed
 from transformers.utils import logging
 
-from ..errors import EmofusionError
+from ..hub_errors import check_push_access
 from .arguments import DataArguments, ModelArguments, parse_args
 from .checkpoints import IncompleteCheckpointError, checkpoint_problems, newest_complete_checkpoint
 from .data import (
@@ -118,48 +118,9 @@ def check_hub_access(training_args: TrainingArguments) -> None:
     (or at the final upload, after training)."""
     if not training_args.push_to_hub or training_args.process_index != 0:
         return
-    from huggingface_hub import constants, get_token
-    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
-    from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
-
     # The repo the Trainer creates: --hub_model_id, else the output folder's name under the user's namespace.
     repo_id = training_args.hub_model_id or os.path.basename(os.path.abspath(training_args.output_dir))
-    offline = (
-        "To train without the network, leave out --push_to_hub and upload the output folder afterwards "
-        f"(`hf upload {repo_id} {training_args.output_dir}`); models and data then come from local folders or the "
-        "HF_HOME cache (HF_HUB_OFFLINE=1)."
-    )
-    unreachable = f"--push_to_hub {repo_id}: cannot reach the Hub at {constants.ENDPOINT}"
-    token = training_args.hub_token or get_token()
-    if not token and not constants.HF_HUB_OFFLINE:
-        raise EmofusionError(
-            f"--push_to_hub {repo_id}: no Hub token; log in with `hf auth login`, set HF_TOKEN or pass --hub_token."
-        )
-    try:
-        # HfApi.whoami's request, with a time limit: without network it would wait for the system's TCP timeout.
-        response = get_session().get(
-            f"{constants.ENDPOINT}/api/whoami-v2", headers=build_hf_headers(token=token), timeout=HUB_CHECK_TIMEOUT
-        )
-        hf_raise_for_status(response)
-    except OfflineModeIsEnabled:
-        raise EmofusionError(
-            f"--push_to_hub {repo_id} needs the Hub, but HF_HUB_OFFLINE is set: unset it, or leave out --push_to_hub "
-            f"and upload the output folder afterwards (`hf upload {repo_id} {training_args.output_dir}`)."
-        ) from None
-    except HfHubHTTPError as error:
-        if getattr(error.response, "status_code", None) == 401:
-            raise EmofusionError(
-                f"--push_to_hub {repo_id}: the Hub refused the token (401); log in with `hf auth login` or pass "
-                "--hub_token."
-            ) from None
-        raise EmofusionError(f"--push_to_hub {repo_id}: the Hub at {constants.ENDPOINT} answered {error}") from None
-    except OSError as error:  # ConnectionError, TimeoutError
-        raise EmofusionError(f"{unreachable} ({error}). {offline}") from None
-    except Exception as error:
-        # httpx's transport errors (no network, DNS, timeouts) are not OSErrors.
-        if type(error).__module__.split(".")[0].startswith("httpx"):
-            raise EmofusionError(f"{unreachable} ({error}). {offline}") from None
-        raise
+    check_push_access(repo_id, training_args.output_dir, token=training_args.hub_token, timeout=HUB_CHECK_TIMEOUT)
 
 
 def _max_frames(splits: dict) -> int | None:
