@@ -46,8 +46,6 @@ import numpy as np
 from datasets import Features, Image, Value
 from datasets.utils import logging
 
-from modeling_emofusion.labels import EMOTIC_CATEGORIES
-
 from .common import (
     AnnotationFormatError,
     BadSampleLog,
@@ -63,6 +61,7 @@ from .common import (
     safe_join,
     vad_feature,
 )
+from .labels import EMOTIC_CATEGORIES
 from .matfile import iter_struct_array
 
 
