@@ -18,6 +18,8 @@ from transformers import EvalPrediction, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 from transformers.utils import logging
 
+from emofusion.synthetic import read_synthetic_marker
+
 from .arguments import DataArguments, ModelArguments, parse_args
 from .data import EmotionCollator, ExampleTransform, LoadedData, check_columns, has_labels, load_data, prepare_splits
 from .evaluation import calibrate_on, make_compute_metrics, write_split_report
@@ -232,6 +234,7 @@ def run_training(
         split_sizes={role: len(split) for role, split in splits.items() if split is not None},
         training_args=training_args.to_dict(),
         data_args={k: v for k, v in vars(data_args).items() if v is not None},
+        synthetic_data=read_synthetic_marker(data_args.data_dir),
     )
     trainer = EmoFusionTrainer(
         model=model,
