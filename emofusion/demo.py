@@ -334,9 +334,11 @@ def report(summary: dict, output_dir: Path) -> str:
     example = summary["example"]
     first = example["subjects"][0]
     commands = "\n".join(f"  {command}" for command in next_commands(summary, output_dir))
+    said = [textwrap.fill(text, 104) for text in (conclusion(summary["results"]), NOTICE) if text]
     return (
         f"\nTest mAP of the models (the demo took {summary['seconds']:.0f} s):\n\n{summary['table']}\n\n"
-        f"{textwrap.fill(conclusion(summary['results']), 104)}\n\n{textwrap.fill(NOTICE, 104)}\n\n"
+        + "\n\n".join(said)
+        + "\n\n"
         f"The pipeline on a held-out photo, {example['photo']}, subject 1:\n"
         f"  predicted {', '.join(first['labels']) or '(none)'}\n"
         f"  true      {', '.join(example['true_labels'][0])}\n"
