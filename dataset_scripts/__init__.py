@@ -9,19 +9,46 @@ for those who prefer the builder API, and `dataset_scripts.writers` writes each 
 benchmarks and the offline demo use it).
 """
 
-from .bold import Bold, BoldConfig
-from .caer_s import CaerS, CaerSConfig
-from .common import (
-    AnnotationFormatError,
-    BadSampleError,
-    DatasetLayoutError,
-    EmotionBuilderConfig,
-    UnsafePathError,
-    make_id,
-)
-from .descriptions import DescriptionSetError, join_descriptions, load_description_set
-from .emotic import Emotic, EmoticConfig
-from .loading import BUILDERS, get_builder, load_emotion_dataset
+from __future__ import annotations
+
+import importlib
+
+
+# Public name -> the submodule that defines it. The submodules import `datasets` (about a second),
+# so they load on first use (PEP 562): `import dataset_scripts` alone imports nothing heavy, and
+# `from dataset_scripts import Emotic` works as before.
+_EXPORTS: dict[str, str] = {
+    "Bold": "bold",
+    "BoldConfig": "bold",
+    "CaerS": "caer_s",
+    "CaerSConfig": "caer_s",
+    "AnnotationFormatError": "common",
+    "BadSampleError": "common",
+    "DatasetLayoutError": "common",
+    "EmotionBuilderConfig": "common",
+    "UnsafePathError": "common",
+    "make_id": "common",
+    "DescriptionSetError": "descriptions",
+    "join_descriptions": "descriptions",
+    "load_description_set": "descriptions",
+    "Emotic": "emotic",
+    "EmoticConfig": "emotic",
+    "BUILDERS": "loading",
+    "get_builder": "loading",
+    "load_emotion_dataset": "loading",
+}
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value  # later look-ups skip this function
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
 
 
 __all__ = [

@@ -45,8 +45,6 @@ import datasets
 from datasets import Features, Image, List, Value
 from datasets.utils import logging
 
-from modeling_emofusion.labels import BOLD_CSV_CATEGORIES, BOLD_TO_EMOTIC
-
 from .bold_frames import (
     ClipError,
     decode_video_frames,
@@ -71,6 +69,7 @@ from .common import (
     show_cell,
     vad_feature,
 )
+from .labels import BOLD_CSV_CATEGORIES, BOLD_TO_EMOTIC
 
 
 logger = logging.get_logger(__name__)

@@ -42,8 +42,6 @@ import numpy as np
 from datasets import ClassLabel, Features, Image, Value
 from datasets.utils import logging
 
-from modeling_emofusion.labels import CAER_S_CLASSES, CAER_S_FOLDER_ALIASES
-
 from .common import (
     IMAGE_EXTENSIONS,
     AnnotationFormatError,
@@ -60,6 +58,7 @@ from .common import (
     safe_join,
     show_cell,
 )
+from .labels import CAER_S_CLASSES, CAER_S_FOLDER_ALIASES
 
 
 logger = logging.get_logger(__name__)

@@ -39,8 +39,7 @@ from datasets import List, Value
 from datasets.utils import logging
 from PIL import Image
 
-from modeling_emofusion.labels import EMOTIC_CATEGORIES
-from modeling_emofusion.marking import clip_box
+from .labels import EMOTIC_CATEGORIES, clip_box
 
 
 logger = logging.get_logger(__name__)

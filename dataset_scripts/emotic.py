@@ -49,8 +49,6 @@ import numpy as np
 from datasets import Features, Image, Value
 from datasets.utils import logging
 
-from modeling_emofusion.labels import EMOTIC_CATEGORIES
-
 from .common import (
     AnnotationFormatError,
     BadSampleLog,
@@ -68,6 +66,7 @@ from .common import (
     show_cell,
     vad_feature,
 )
+from .labels import EMOTIC_CATEGORIES
 from .matfile import iter_struct_array
 
 

@@ -31,10 +31,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from modeling_emofusion.labels import BOLD_CSV_CATEGORIES
-
 from .descriptions import DESCRIPTION_SET_FORMAT, DESCRIPTION_SET_VERSION, METADATA_FILE, ROW_SCHEMA, STATUSES
 from .emotic import CSV_HEADER, baseline_csv_box
+from .labels import BOLD_CSV_CATEGORIES
 
 
 NAN = float("nan")

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(_usage() + "\n")
         return 0
     if argv[0] == "--version":
-        from modeling_emofusion import __version__
+        from ._version import __version__
 
         sys.stdout.write(f"emofusion {__version__}\n")
         return 0

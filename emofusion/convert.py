@@ -22,7 +22,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from transformers import HfArgumentParser
+from .dataclass_args import DataclassArgumentParser
 
 from .errors import check_output_folder
 
@@ -167,8 +167,7 @@ def push_private(dataset_dict, repo_id: str, token: str | None = None, max_shard
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = HfArgumentParser(ConvertArguments)
-    parser.prog = "emofusion convert"
+    parser = DataclassArgumentParser(ConvertArguments, prog="emofusion convert")
     if argv is not None and len(argv) == 1 and argv[0].endswith(".json"):
         (args,) = parser.parse_json_file(argv[0])
     else:

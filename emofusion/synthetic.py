@@ -18,13 +18,15 @@ layout, builder, training, evaluation, saving, the pipeline), not accuracy on re
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from modeling_emofusion.labels import EMOTIC_CATEGORIES
+from dataset_scripts.labels import EMOTIC_CATEGORIES
 
 
 # Patch colour -> the categories it stands for. Red is left out: it marks the subject's box.
@@ -265,11 +267,33 @@ def synthetic_emotic_images(split: str, num_images: int, rng: np.random.Generato
     return records
 
 
+# Written next to the synthetic data, so that whatever trains on it (a model card) knows it is not EMOTIC.
+SYNTHETIC_MARKER = "emofusion_synthetic.json"
+
+
+def read_synthetic_marker(data_dir) -> dict | None:
+    """The content of `<data_dir>/emofusion_synthetic.json` when `data_dir` holds synthetic data, else None."""
+    if not data_dir:
+        return None
+    path = os.path.join(os.fspath(data_dir), SYNTHETIC_MARKER)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            marker = json.load(handle)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error}); write_synthetic_emotic writes this file.") from None
+    if not isinstance(marker, dict) or not marker.get("synthetic"):
+        raise ValueError(f"{path}: expected a JSON object with \"synthetic\": true, got {marker!r}.")
+    return marker
+
+
 def write_synthetic_emotic(root, num_images: dict[str, int], seed: int = 0, size=(96, 72)):
     """Write a synthetic EMOTIC copy: `<root>/Annotations/Annotations.mat` + `<root>/emotic/<source>/images/*.jpg`.
 
     `num_images` maps EMOTIC's splits (`train`, `val`, `test`) to image counts; each image holds one
-    or two annotated subjects (and one more person who is not annotated). Returns the .mat path.
+    or two annotated subjects (and one more person who is not annotated). `<root>/emofusion_synthetic.json`
+    records that the data is synthetic and how it was made. Returns the .mat path.
 
     >>> write_synthetic_emotic("/tmp/synthetic-emotic", {"train": 8, "val": 4, "test": 4}).name
     'Annotations.mat'
@@ -278,4 +302,21 @@ def write_synthetic_emotic(root, num_images: dict[str, int], seed: int = 0, size
 
     rng = np.random.default_rng(seed)
     splits = {split: synthetic_emotic_images(split, count, rng, size) for split, count in num_images.items()}
-    return write_emotic_mat(root, splits)
+    mat_path = write_emotic_mat(root, splits)
+    marker = {
+        "synthetic": True,
+        "name": "emofusion synthetic scenes",
+        "writer": "emofusion.synthetic.write_synthetic_emotic",
+        "layout": "emotic",
+        "seed": seed,
+        "num_images": dict(num_images),
+        "image_size": list(size),
+        "description": (
+            "Drawn scenes whose labels a program sets: half by the colour of a patch inside the subject's box, "
+            "half by a word in the subject's description. In EMOTIC's file layout, but not EMOTIC."
+        ),
+    }
+    with open(os.path.join(os.fspath(root), SYNTHETIC_MARKER), "w", encoding="utf-8") as handle:
+        json.dump(marker, handle, indent=2)
+        handle.write("\n")
+    return mat_path

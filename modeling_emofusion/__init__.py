@@ -12,6 +12,8 @@ from transformers import (
     AutoProcessor,
 )
 
+from emofusion._version import __version__  # one version for the whole distribution
+
 from .configuration_emofusion import EmoFusionConfig
 from .labels import BOLD_CSV_CATEGORIES, CAER_S_CLASSES, EMOTIC_CATEGORIES, TASKS, id2label_for, task_info
 from .marking import MARKING_MODES, clip_box, mark_subject
@@ -23,9 +25,6 @@ from .modeling_emofusion import (
     EmoFusionPreTrainedModel,
 )
 from .processing_emofusion import EmoFusionProcessor
-
-
-__version__ = "0.1.0"
 
 
 def _register_auto_classes() -> None:
@@ -55,6 +54,7 @@ __all__ = [
     "EMOTIC_CATEGORIES",
     "MARKING_MODES",
     "TASKS",
+    "__version__",
     "EmoFusionClassifierOutput",
     "EmoFusionConfig",
     "EmoFusionForEmotionClassification",

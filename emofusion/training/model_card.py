@@ -4,6 +4,11 @@ The YAML header comes from `huggingface_hub.ModelCardData` (with a `model-index`
 and validation figures, so the Hub shows them); the body is the template filled with
 `string.Template`: the metrics table, the per-class figure, the description set and the
 training arguments.
+
+A model trained on synthetic data (`emofusion demo`'s, marked by the `emofusion_synthetic.json`
+its writer leaves in the data folder) gets a card that says so in its first line, names the data
+for what it is and has no `model-index`: its figures are no result on EMOTIC. The only links are
+to what exists: the paper, and the project's URL where pyproject.toml sets one.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from importlib import resources
+from importlib import metadata, resources
 from string import Template
 
 from transformers.utils import logging
@@ -53,6 +58,8 @@ class ModelCardInfo:
     figures: dict = field(default_factory=dict)
     training_args: dict = field(default_factory=dict)
     data_args: dict = field(default_factory=dict)
+    # The data folder's `emofusion_synthetic.json` (`emofusion.synthetic.read_synthetic_marker`), if any.
+    synthetic_data: dict | None = None
 
 
 def _fmt(value) -> str:
@@ -79,11 +86,26 @@ def metrics_table(metrics: dict) -> str:
     return "\n".join([header, rule, *rows]) + note
 
 
+def project_url() -> str | None:
+    """The project's home (Homepage, Repository or Source in pyproject's [project.urls]), if one is set."""
+    try:
+        entries = metadata.metadata("emofusion").get_all("Project-URL") or []
+    except metadata.PackageNotFoundError:
+        return None
+    for entry in entries:
+        label, _, url = entry.partition(",")
+        if label.strip().lower() in ("homepage", "home", "repository", "source", "source code") and url.strip():
+            return url.strip()
+    return None
+
+
 def _card_data(info: ModelCardInfo) -> str:
     from huggingface_hub import EvalResult, ModelCardData
 
     results = []
-    for split, split_name in (("test", "test"), ("eval", "validation")):
+    # Figures on synthetic data are no result on a real dataset: no model-index entry for them.
+    splits = () if info.synthetic_data else (("test", "test"), ("eval", "validation"))
+    for split, split_name in splits:
         for key in ("mAP", "accuracy", "mean_AUC", "ERS"):
             value = info.metrics.get(f"{split}_{key}")
             if value is not None:
@@ -102,7 +124,13 @@ def _card_data(info: ModelCardInfo) -> str:
     data = ModelCardData(
         library_name="transformers",
         license="other",
-        tags=["emofusion", "emotion-recognition", "emotion-in-context", info.dataset, "q-former"],
+        tags=[
+            "emofusion",
+            "emotion-recognition",
+            "emotion-in-context",
+            "synthetic-data" if info.synthetic_data else info.dataset,
+            "q-former",
+        ],
         base_model=info.base_models or None,
         model_name=info.model_name,
         eval_results=results or None,
@@ -114,26 +142,73 @@ def _description_section(info: ModelCardInfo) -> str:
     meta = info.description_metadata
     if not meta:
         return "This model was trained without VLLM descriptions."
+    written_by = (
+        f"- VLLM: `{meta.get('model')}` (revision `{meta.get('revision')}`, backend {meta.get('backend')})"
+        if meta.get("model")
+        # emofusion.synthetic's descriptions (backend "synthetic") name the program that wrote them.
+        else f"- Written by: `{(meta.get('generation') or {}).get('writer', 'unrecorded')}`, not by a VLLM "
+        f"(backend {meta.get('backend')})"
+    )
     lines = [
         f"- Description set: `{info.description_source}`",
-        f"- VLLM: `{meta.get('model')}` (revision `{meta.get('revision')}`, backend {meta.get('backend')})",
+        written_by,
         f"- Marking: `{meta.get('marking')}`",
         f"- Generation: `{json.dumps(meta.get('generation'), sort_keys=True)}`",
-        "- Prompt template:",
-        "",
-        "```text",
-        str(meta.get("prompt_template")),
-        "```",
     ]
+    if meta.get("prompt_template"):
+        lines += ["- Prompt template:", "", "```text", str(meta["prompt_template"]), "```"]
     splits = meta.get("splits") or {}
     if splits:
         counts = ", ".join(f"{s}: {c.get('ok', 0)} ok / {c.get('error', 0)} error" for s, c in splits.items())
         lines.insert(4, f"- Counts: {counts}")
-    lines.append(
-        "\nThe same VLLM, revision, prompt and marking are recorded in this model's config, so a new "
-        "photo can be described the way the training data was."
-    )
+    if meta.get("model"):
+        lines.append(
+            "\nThe same VLLM, revision, prompt and marking are recorded in this model's config, so a new "
+            "photo can be described the way the training data was."
+        )
     return "\n".join(lines)
+
+
+def _data_values(info: ModelCardInfo) -> dict[str, str]:
+    """The card's words for the data: the dataset as its owners ship it, or synthetic data named as such."""
+    title = DATASET_TITLES[info.dataset]
+    synthetic = info.synthetic_data
+    if not synthetic:
+        return {
+            "data_notice": "",
+            "dataset_title": title,
+            "data_sentence": f"{title} as its owners ship it, read by `dataset_scripts`",
+            "data_dir_hint": f"<{title} folder>",
+            "limitations": (
+                f"The model recognises *apparent* emotion as annotators perceived it in {title}; it does not\n"
+                "read anyone's inner state. Its figures hold for data like its training data and for descriptions\n"
+                "made the same way (same VLLM, prompt and marking); other descriptions can change its output."
+            ),
+        }
+    name = synthetic.get("name", "synthetic data")
+    writer = synthetic.get("writer", "an unrecorded program")
+    made = [f"seed {synthetic['seed']}"] if "seed" in synthetic else []
+    if synthetic.get("num_images"):
+        splits, counts = zip(*synthetic["num_images"].items())
+        made.append(f"{'/'.join(map(str, counts))} {'/'.join(splits)} images")
+    how = f" ({', '.join(made)})" if made else ""
+    return {
+        "data_notice": (
+            f"**Trained and tested on synthetic data ({name}), not on {title} or any real photos**: "
+            "its figures check the machinery and say nothing about recognising emotions.\n\n"
+        ),
+        "dataset_title": f"synthetic data in {title}'s file layout",
+        "data_sentence": (
+            f"{name}, written by `{writer}`{how} in {title}'s file layout and read by the {title} builder of "
+            "`dataset_scripts`"
+        ),
+        "data_dir_hint": "<emofusion demo's output_dir>/data",
+        "limitations": (
+            "The labels were set by a program, from coloured patches and words, not by people perceiving\n"
+            "emotions: the model has learned nothing about emotion, only the synthetic rule. Use it to check\n"
+            "that training, saving and the pipeline work, never to recognise emotions in photos."
+        ),
+    }
 
 
 def render_model_card(info: ModelCardInfo, config, template: str | None = None) -> str:
@@ -142,7 +217,7 @@ def render_model_card(info: ModelCardInfo, config, template: str | None = None) 
     import torch
     import transformers
 
-    from modeling_emofusion import __version__
+    from emofusion import __version__
 
     if template is None:
         template = resources.files("emofusion").joinpath("templates/model_card.md").read_text(encoding="utf-8")
@@ -162,7 +237,8 @@ def render_model_card(info: ModelCardInfo, config, template: str | None = None) 
         "model_name": info.model_name,
         "repo_id": info.repo_id,
         "dataset": info.dataset,
-        "dataset_title": DATASET_TITLES[info.dataset],
+        **_data_values(info),
+        "project_link": f"[emofusion]({url})" if (url := project_url()) else "emofusion",
         "modality_sentence": MODALITY_SENTENCES[config.modality],
         "problem_type": "single-label classification" if single else "multi-label classification",
         "num_labels": config.num_labels,

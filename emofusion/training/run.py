@@ -18,6 +18,7 @@ from transformers import EvalPrediction, TrainingArguments, set_seed
 from transformers.utils import logging
 
 from ..hub_errors import check_push_access
+from ..synthetic import read_synthetic_marker
 from .arguments import DataArguments, ModelArguments, parse_args
 from .checkpoints import IncompleteCheckpointError, checkpoint_problems, newest_complete_checkpoint
 from .data import (
@@ -287,6 +288,7 @@ def run_training(
         split_sizes={role: len(split) for role, split in splits.items() if split is not None},
         training_args=training_args.to_dict(),
         data_args={k: v for k, v in vars(data_args).items() if v is not None},
+        synthetic_data=read_synthetic_marker(data_args.data_dir),
     )
     trainer = EmoFusionTrainer(
         model=model,
