@@ -24,12 +24,16 @@ from transformers.utils.output_capturing import OutputRecorder
 from .configuration_emofusion import EmoFusionConfig
 
 
-def _has_submodule(module: nn.Module, path: str) -> bool:
+def _find(module: nn.Module, path: str) -> nn.Module | nn.Parameter | None:
+    """The sub-module or parameter at `path` (dotted), or None."""
     try:
-        module.get_submodule(path)
+        return module.get_submodule(path)
     except AttributeError:
-        return False
-    return True
+        pass
+    try:
+        return module.get_parameter(path)
+    except AttributeError:
+        return None
 
 
 logger = logging.get_logger(__name__)
@@ -116,7 +120,8 @@ class EmoFusionClassifierOutput(ModelOutput):
         return tuple(self[k] if k != "vision_outputs" else self[k].to_tuple() for k in self.keys())
 
 
-# Parts of a vision encoder that only compute its `pooler_output`. EmoFusion reads `last_hidden_state`, so
+# Parts of a vision encoder that only compute its `pooler_output` (or serve its pre-training). EmoFusion reads
+# `last_hidden_state`, so
 # these never reach the loss; they are frozen, so that distributed training (DDP with
 # find_unused_parameters=False, FSDP) finds no parameter without a gradient. Paths are relative to the
 # encoder (the first that exists is used); a top-level `pooler` (ViT and most encoders built on BERT's layout) is
@@ -127,6 +132,8 @@ POOLING_ONLY_MODULES = {
     "chinese_clip_vision_model": ("post_layernorm", "vision_model.post_layernorm"),
     "siglip_vision_model": ("head", "vision_model.head"),
     "siglip2_vision_model": ("head", "vision_model.head"),
+    # DINOv2's mask token only replaces masked patches in self-supervised pre-training (`bool_masked_pos`).
+    "dinov2": ("embeddings.mask_token",),
 }
 
 # The attention back-ends the flags below name: a model supports one when each of its parts does.
@@ -331,19 +338,21 @@ class EmoFusionModel(EmoFusionPreTrainedModel):
 
     def _freeze_parts_off_the_loss_path(self) -> None:
         """Parameters that can never receive a gradient are frozen (see `POOLING_ONLY_MODULES`): the vision
-        encoder's pooling-only parts, and in vision-only mode the Q-Former's text embeddings."""
+        encoder's pooling-only parts, and in vision-only mode the Q-Former's text branch (its embeddings and the
+        feed-forward layers only description tokens go through)."""
         unused = []
         if self.vision_model is not None:
             paths = POOLING_ONLY_MODULES.get(self.config.vision_config.model_type, ())
-            present = [path for path in paths if _has_submodule(self.vision_model, path)]
-            unused += [self.vision_model.get_submodule(path) for path in present[:1]]
+            unused += [part for part in (_find(self.vision_model, path) for path in paths) if part is not None][:1]
             pooler = getattr(self.vision_model, "pooler", None)
             if isinstance(pooler, nn.Module):
                 unused.append(pooler)
         if self.config.modality == "vision":
             unused += [self.qformer.embeddings.word_embeddings, self.qformer.embeddings.position_embeddings]
-        for module in unused:
-            module.requires_grad_(False)
+            for layer in self.qformer.encoder.layer:
+                unused += [layer.intermediate, layer.output]
+        for part in unused:
+            part.requires_grad_(False)
 
     def get_input_embeddings(self) -> nn.Module:
         return self.qformer.get_input_embeddings()
