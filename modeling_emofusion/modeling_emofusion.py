@@ -223,6 +223,18 @@ class EmoFusionPreTrainedModel(PreTrainedModel):
             no_split.update(part._no_split_modules or [])
         self._no_split_modules = {name for name in no_split if name in present}
 
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, with the parts that never train frozen again (see
+        `EmoFusionModel._set_trainable_parts`): loading replaces the parameters, and with them their
+        `requires_grad`."""
+        loaded = super().from_pretrained(*args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded  # output_loading_info=True
+        for module in model.modules():
+            if isinstance(module, EmoFusionModel):
+                module._set_trainable_parts()
+        return loaded
+
     def save_pretrained(self, save_directory, *args, **kwargs):
         """`PreTrainedModel.save_pretrained`, plus the "emotion-in-context" pipeline code and its
         `custom_pipelines` entry, so that every saved or pushed checkpoint (the Trainer's too) loads
@@ -332,8 +344,13 @@ class EmoFusionModel(EmoFusionPreTrainedModel):
 
         self.post_init()
         self._adopt_parts_flags([part for part in (self.vision_model, self.qformer) if part is not None])
+        self._set_trainable_parts()
+
+    def _set_trainable_parts(self) -> None:
+        """Freeze what `config.freeze_vision` says and what can never get a gradient. Run at construction and
+        again after `from_pretrained`, whose loading puts fresh (trainable) parameters in place."""
         self._freeze_parts_off_the_loss_path()
-        if config.freeze_vision and self.vision_model is not None:
+        if self.config.freeze_vision and self.vision_model is not None:
             self.vision_model.requires_grad_(False)
 
     def _freeze_parts_off_the_loss_path(self) -> None:

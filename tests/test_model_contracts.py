@@ -212,9 +212,11 @@ def test_no_split_modules_and_flags_follow_the_encoder(encoder):
 
 @pytest.mark.parametrize("encoder", list(ENCODERS))
 @pytest.mark.parametrize("modality", ["fusion", "vision"])
-def test_every_trainable_parameter_gets_a_gradient(batch, encoder, modality):
-    """What DDP with find_unused_parameters=False (the Trainer's choice under gradient checkpointing) and FSDP need."""
-    model = _model(encoder, modality=modality, num_vad=3).train()
+def test_every_trainable_parameter_gets_a_gradient(tmp_path, batch, encoder, modality):
+    """What DDP with find_unused_parameters=False (the Trainer's choice under gradient checkpointing) and FSDP need,
+    for a new model and for one loaded (loading puts fresh parameters in place)."""
+    _model(encoder, modality=modality, num_vad=3).save_pretrained(tmp_path)
+    model = EmoFusionForEmotionClassification.from_pretrained(tmp_path).train()
     labels = torch.zeros(2, model.config.num_labels)
     model(**batch, labels=labels, vad_labels=torch.full((2, 3), 5.0)).loss.backward()
     missing = [name for name, p in model.named_parameters() if p.requires_grad and p.grad is None]
