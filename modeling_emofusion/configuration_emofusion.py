@@ -66,6 +66,10 @@ class EmoFusionConfig(PreTrainedConfig):
         decision_thresholds (`list[float]`, *optional*): per-class score thresholds (calibrated on
             validation) that turn multi-label scores into labels; 0.5 for every class when unset.
         max_text_length (`int`, defaults to 256): description tokens kept (Q-Former positions).
+        problem_type (`str`, defaults to `"multi_label_classification"`): the loss, as transformers' image
+            classifiers choose it: `"multi_label_classification"` (BCE-with-logits on multi-hot labels),
+            `"single_label_classification"` (cross-entropy on class indices) or `"regression"` (MSE on float
+            targets, e.g. BoLD's soft scores).
         marking (`str`, defaults to `"box"`): how the subject was marked, see `marking.py`.
         description_model, description_revision (`str`, *optional*): the VLLM that wrote the
             training descriptions, so that the pipeline can describe a new photo the same way.

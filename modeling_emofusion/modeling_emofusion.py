@@ -5,7 +5,11 @@ A vision encoder E_V turns the (subject-marked) image into tokens; learnable que
 VLLM's description run through transformers' instruction-aware Q-Former (`InstructBlipQFormerModel`:
 one self-attention over [queries ; text], cross-attention from the queries to the vision tokens,
 separate feed-forward layers), and the pooled output queries go through a linear head. The
-Q-Former is used as transformers ships it, not re-implemented.
+Q-Former is used as transformers ships it, not re-implemented (`EmoFusionQFormer` only corrects which
+of its recorded attention weights count as self-attention).
+
+Attention weights (`output_attentions=True`) are computed by the eager attention path only: load with
+`from_pretrained(..., attn_implementation="eager")` or call `model.set_attn_implementation("eager")`.
 """
 
 from __future__ import annotations
