@@ -2,8 +2,11 @@
 5.24.0, vendored under tests/transformers_common/) run against EmoFusion, with a tiny model tester written the way
 transformers' InstructBLIP tests write theirs (tests/models/instructblip/test_modeling_instructblip.py).
 
-Every test of the mixins runs; the few skipped are skipped by InstructBLIP's / BLIP-2's own tests too, for the
-reason given beside each.
+Every test of the mixins runs. The mixins skip by themselves what needs what this machine lacks (an accelerator,
+flash-attention, DeepSpeed, torchcodec, librosa, a chat template, a video processor or feature extractor, RoPE,
+experts) and their `@slow` tests; this file skips only `test_inputs_embeds`, as InstructBLIP's own tests do, and
+runs `test_model_input_names` / `test_flat_kwarg_applied_when_modality_dict_lacks_it` on pictures and on clips in
+turn (EmoFusion takes one or the other in a call, not both), with the mixin's checks.
 """
 
 import inspect
