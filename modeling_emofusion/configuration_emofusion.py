@@ -20,7 +20,8 @@ from .marking import MARKING_MODES
 
 MODALITIES = ("fusion", "vision", "text")
 POOLING_MODES = ("mean", "first")
-PROBLEM_TYPES = ("multi_label_classification", "single_label_classification")
+# transformers' three, as its image classifiers read them (regression: MSE, e.g. for BoLD's soft scores).
+PROBLEM_TYPES = ("multi_label_classification", "single_label_classification", "regression")
 
 # CLIP ViT-L/14 at 224 px: the paper's E_V is a ViT-L; CLIP pre-training is the natural default.
 CLIP_VIT_L14 = {
@@ -65,6 +66,10 @@ class EmoFusionConfig(PreTrainedConfig):
         decision_thresholds (`list[float]`, *optional*): per-class score thresholds (calibrated on
             validation) that turn multi-label scores into labels; 0.5 for every class when unset.
         max_text_length (`int`, defaults to 256): description tokens kept (Q-Former positions).
+        problem_type (`str`, defaults to `"multi_label_classification"`): the loss, as transformers' image
+            classifiers choose it: `"multi_label_classification"` (BCE-with-logits on multi-hot labels),
+            `"single_label_classification"` (cross-entropy on class indices) or `"regression"` (MSE on float
+            targets, e.g. BoLD's soft scores).
         marking (`str`, defaults to `"box"`): how the subject was marked, see `marking.py`.
         description_model, description_revision (`str`, *optional*): the VLLM that wrote the
             training descriptions, so that the pipeline can describe a new photo the same way.
@@ -132,6 +137,13 @@ class EmoFusionConfig(PreTrainedConfig):
             # InstructBLIP wires the vision width into the Q-Former's cross-attention the same way.
             self.qformer_config.encoder_hidden_size = self.vision_config.hidden_size
         self.validate()
+
+    def get_text_config(self, decoder=None, encoder=None) -> PreTrainedConfig:
+        """The Q-Former's config: it reads the description, and its `vocab_size` is the one that
+        `resize_token_embeddings` changes. EmoFusion has no text decoder, so `decoder=True` alone finds this config."""
+        if decoder and not encoder:
+            return self
+        return self.qformer_config
 
     def validate(self):
         """Raise a ValueError naming the field when a value cannot work."""

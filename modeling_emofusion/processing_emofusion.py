@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from PIL import Image
 from transformers import BatchFeature, ProcessorMixin
+from transformers.processing_utils import ProcessingKwargs, Unpack
 
 from .marking import mark_subject, validate_marking
 
@@ -54,6 +55,13 @@ def to_pil(image, where: str = "image") -> Image.Image:
     return image.convert("RGB") if image.mode != "RGB" else image
 
 
+class EmoFusionProcessorKwargs(ProcessingKwargs, total=False):
+    """The keyword arguments [`EmoFusionProcessor`] takes, on transformers' processor conventions: `text_kwargs` go
+    to the tokenizer, `images_kwargs` to the image processor (for clips too: their frames are pictures), and
+    `common_kwargs` (e.g. `return_tensors`) to both. A flat keyword (`padding=...`, `do_rescale=...`) goes to the
+    part that takes it; one given both flat and in its part's dictionary is an error."""
+
+
 class EmoFusionProcessor(ProcessorMixin):
     r"""
     Image processor + tokenizer + subject marking for [`EmoFusionForEmotionClassification`].
@@ -63,7 +71,11 @@ class EmoFusionProcessor(ProcessorMixin):
         tokenizer: the Q-Former's tokenizer.
         marking (`str`, defaults to `"box"`): `"box"` draws the subject box in red on the full
             image (the paper), `"crop"` crops to it, `"none"` leaves the image as it is.
-        max_text_length (`int`, defaults to 256): descriptions are truncated to this many tokens.
+        max_text_length (`int`, defaults to 256): descriptions are truncated to this many tokens (the default
+            `max_length` of `text_kwargs`; a `max_length` given at call time wins).
+
+    Defaults (lowest priority, as in every transformers processor): descriptions are padded to the longest in the
+    batch and truncated, and tensors are PyTorch's (`return_tensors="pt"`); see [`EmoFusionProcessorKwargs`].
 
     Example:
 
@@ -78,12 +90,20 @@ class EmoFusionProcessor(ProcessorMixin):
     ```
     """
 
+    valid_processor_kwargs = EmoFusionProcessorKwargs
+    images_kwargs = {"return_tensors": "pt"}
+
     def __init__(
         self, image_processor=None, tokenizer=None, marking: str = "box", max_text_length: int = 256, **kwargs
     ):
         self.marking = validate_marking(marking)
         self.max_text_length = int(max_text_length)
         super().__init__(image_processor, tokenizer, **kwargs)
+
+    @property
+    def text_kwargs(self) -> dict:
+        """The tokenizer's defaults: pad to the longest description, truncate to `max_text_length`."""
+        return {"padding": True, "truncation": True, "max_length": self.max_text_length, "return_tensors": "pt"}
 
     @classmethod
     def from_pretrained_parts(
@@ -116,6 +136,17 @@ class EmoFusionProcessor(ProcessorMixin):
         tokenizer = AutoTokenizer.from_pretrained(source, revision=tokenizer_revision, **kwargs)
         return cls(image_processor, tokenizer, marking=marking, max_text_length=max_text_length)
 
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """`ProcessorMixin.save_pretrained`, without its side effect on this processor: saving code for
+        `trust_remote_code` writes an `auto_map` into the saved config and also leaves it on the processor, which
+        then no longer equals itself reloaded."""
+        had_auto_map = "auto_map" in self.__dict__
+        try:
+            return super().save_pretrained(save_directory, *args, **kwargs)
+        finally:
+            if not had_auto_map:
+                self.__dict__.pop("auto_map", None)
+
     @property
     def model_input_names(self) -> list[str]:
         return ["pixel_values", "input_ids", "attention_mask", "frame_mask"]
@@ -130,8 +161,7 @@ class EmoFusionProcessor(ProcessorMixin):
         text: str | list[str] | None = None,
         videos=None,
         bbox=None,
-        return_tensors: str | None = "pt",
-        **kwargs,
+        **kwargs: Unpack[EmoFusionProcessorKwargs],
     ) -> BatchFeature:
         """
         Prepare one sample or a batch.
@@ -143,34 +173,43 @@ class EmoFusionProcessor(ProcessorMixin):
           with one box (or None) per sample; for clips, a box per clip or a list of per-frame boxes.
           Boxes are clipped to the picture; a degenerate box or a wrong shape is a ValueError.
         - `text`: the description(s), truncated to `max_text_length` tokens; None for a vision-only model.
+          Text alone (no pictures) is tokenised alone, for a text-only model.
+        - `kwargs`: see [`EmoFusionProcessorKwargs`], e.g. `return_tensors="np"`, `padding="max_length"`,
+          `images_kwargs={"do_rescale": False}`.
         """
-        if (images is None) == (videos is None):
-            raise ValueError(
-                "Pass either `images` (pictures) or `videos` (clips as lists of frames), not both or neither."
-            )
+        if images is not None and videos is not None:
+            raise ValueError("Pass either `images` (pictures) or `videos` (clips as lists of frames), not both.")
+        if images is None and videos is None and text is None:
+            raise ValueError("Pass `images` or `videos` (and/or the description `text`): got nothing to process.")
+        merged = self._merge_kwargs(tokenizer_init_kwargs=self.tokenizer.init_kwargs, **kwargs)
+        images_kwargs, text_kwargs = merged["images_kwargs"], merged["text_kwargs"]
+        return_tensors = text_kwargs.pop("return_tensors", None) or images_kwargs.get("return_tensors")
+        # The image processor's output is assembled here (clips are stacked and padded): it hands back tensors.
+        images_kwargs["return_tensors"] = "pt"
+
         data: dict[str, torch.Tensor] = {}
+        num_samples = None
         if images is not None:
             samples = [images] if _is_frame(images) else list(images)
             boxes = self._per_sample_boxes(bbox, len(samples))
             marked = [
                 self.mark(to_pil(img, f"images[{i}]"), self._checked(boxes[i], i)) for i, img in enumerate(samples)
             ]
-            data["pixel_values"] = self._pixels(marked)
-        else:
+            data["pixel_values"] = self._pixels(marked, images_kwargs)
+            num_samples = len(samples)
+        elif videos is not None:
             clips = [videos] if self._is_clip(videos) else list(videos)
             boxes = self._per_sample_boxes(bbox, len(clips))
-            data.update(self._clip_pixels(clips, boxes))
+            data.update(self._clip_pixels(clips, boxes, images_kwargs))
+            num_samples = len(clips)
         if text is not None:
             texts = [text] if isinstance(text, str) else list(text)
-            num_samples = data["pixel_values"].shape[0]
-            if len(texts) != num_samples:
+            if num_samples is not None and len(texts) != num_samples:
                 raise ValueError(f"Got {len(texts)} descriptions for {num_samples} samples: pass one per sample.")
             for i, t in enumerate(texts):
                 if not isinstance(t, str):
                     raise TypeError(f"text[{i}]: expected a string (the description), got {type(t).__name__}.")
-            encoded = self.tokenizer(
-                texts, padding=True, truncation=True, max_length=self.max_text_length, return_tensors="pt"
-            )
+            encoded = self.tokenizer(texts, **text_kwargs)
             data["input_ids"] = encoded["input_ids"]
             data["attention_mask"] = encoded["attention_mask"]
         return BatchFeature(data=data, tensor_type=return_tensors)
@@ -208,10 +247,10 @@ class EmoFusionProcessor(ProcessorMixin):
             raise ValueError(f"Got {len(bbox)} bboxes for {num_samples} samples: pass one box (or None) per sample.")
         return bbox
 
-    def _pixels(self, pictures: list[Image.Image]) -> torch.Tensor:
-        return self.image_processor(images=pictures, return_tensors="pt")["pixel_values"]
+    def _pixels(self, pictures: list[Image.Image], images_kwargs: dict) -> torch.Tensor:
+        return self.image_processor(images=pictures, **images_kwargs)["pixel_values"]
 
-    def _clip_pixels(self, clips: list, boxes: list) -> dict[str, torch.Tensor]:
+    def _clip_pixels(self, clips: list, boxes: list, images_kwargs: dict) -> dict[str, torch.Tensor]:
         per_clip = []
         for c, (clip, box) in enumerate(zip(clips, boxes)):
             frames = [to_pil(frame, f"videos[{c}][{t}]") for t, frame in enumerate(clip)]
@@ -224,7 +263,7 @@ class EmoFusionProcessor(ProcessorMixin):
                 if len(frame_boxes) != len(frames):
                     raise ValueError(f"bbox of clip {c}: {len(frame_boxes)} per-frame boxes for {len(frames)} frames.")
             marked = [self.mark(f, self._checked(b, c)) for f, b in zip(frames, frame_boxes)]
-            per_clip.append(self._pixels(marked))  # (T, C, H, W)
+            per_clip.append(self._pixels(marked, images_kwargs))  # (T, C, H, W)
         max_frames = max(p.shape[0] for p in per_clip)
         pixel_values = per_clip[0].new_zeros(len(per_clip), max_frames, *per_clip[0].shape[1:])
         frame_mask = torch.zeros(len(per_clip), max_frames, dtype=torch.long)

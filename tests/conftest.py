@@ -19,3 +19,10 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+def pytest_configure(config):
+    # The markers transformers' own common tests carry (vendored in tests/transformers_common/).
+    markers = ("accelerate_tests", "flash_attn_test", "flash_attn_3_test", "flash_attn_4_test", "torch_compile_test")
+    for marker in markers:
+        config.addinivalue_line("markers", f"{marker}: a transformers common-test marker")
