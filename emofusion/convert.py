@@ -23,7 +23,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .dataclass_args import DataclassArgumentParser
-
 from .errors import check_output_folder
 
 
