@@ -170,8 +170,13 @@ def targets(parts: dict) -> dict:
     }
 
 
-def run_suite(settings: Settings, device: str, parts: list[str], command: str, out: Path | None) -> dict:
+def run_suite(
+    settings: Settings, device: str, parts: list[str], command: str, out: Path | None, started_at: float | None = None
+) -> dict:
+    """Run `parts` within `settings.budget_s` counted from `started_at` (time.monotonic(); default: now)."""
     from gpu_measure import Budget, release
+
+    started_at = time.monotonic() if started_at is None else started_at
 
     report = {
         "suite": "gpu_suite",
@@ -183,7 +188,7 @@ def run_suite(settings: Settings, device: str, parts: list[str], command: str, o
         "budget_s": settings.budget_s,
         "parts": {},
     }
-    budget = Budget(settings.budget_s - (time.monotonic() - START))
+    budget = Budget(settings.budget_s - (time.monotonic() - started_at))
     weight_left = sum(PART_WEIGHTS[p] for p in parts)
     for name in parts:
         part_budget = budget.share(PART_WEIGHTS[name], weight_left, reserve_s=RESERVE_S)
@@ -196,7 +201,7 @@ def run_suite(settings: Settings, device: str, parts: list[str], command: str, o
         release(device)  # the part's model is gone with its frame (the traceback is text)
         result["seconds"] = round(time.monotonic() - started, 1)
         report["parts"][name] = result
-        report["elapsed_s"] = round(time.monotonic() - START, 1)
+        report["elapsed_s"] = round(time.monotonic() - started_at, 1)
         report["targets"] = targets(report["parts"])
         error = f": {result['error']}" if "error" in result else ""
         print(f"{name}: {result['status']} in {result['seconds']} s{error}", flush=True)
@@ -401,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.set_verbosity_error()  # random weights: generation and loading warnings say nothing here
     command = shlex.join(["python", "benchmarks/gpu_suite.py", *argv])
-    report = run_suite(settings, device, args.parts, command, args.out)
+    report = run_suite(settings, device, args.parts, command, args.out, started_at=START)
     markdown = render_markdown(report)
     print("\n" + markdown)
     if args.append_benchmarks:

@@ -11,6 +11,19 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+@pytest.fixture(autouse=True)
+def restore_library_verbosity():
+    """In-process training sets transformers' and datasets' verbosity as the scripts do (INFO on the main
+    process); put it back after each test, so that later tests see the libraries' defaults."""
+    import datasets
+    import transformers
+
+    before = transformers.utils.logging.get_verbosity(), datasets.utils.logging.get_verbosity()
+    yield
+    transformers.utils.logging.set_verbosity(before[0])
+    datasets.utils.logging.set_verbosity(before[1])
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """Tiny models' matmuls are too small to share among threads; on a busy 2-core machine extra
