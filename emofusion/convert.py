@@ -7,6 +7,10 @@ lets `datasets.load_dataset(output_dir)` read it, or as `save_to_disk` Arrow fil
 datasets' licences forbid redistribution: `--push_to_hub` only ever creates or updates a PRIVATE
 dataset repo, and refuses a repo that exists and is public.
 
+The output folder is a `--data_dir` for train.py and caption.py (`dataset_scripts.load_prepared_dataset`):
+its conversion.json names the dataset, the row counts and the joined descriptions' provenance, and the
+synthetic-data marker of the input (`emofusion_synthetic.json`, the demo's data) is copied beside it.
+
     emofusion convert --dataset emotic --data_dir /data/EMOTIC --output_dir outputs/emotic-parquet
     emofusion convert --dataset caer_s --data_dir /data/CAER-S --output_dir outputs/caer-s \\
         --validation_fraction 0.1 --push_to_hub me/caer-s-private
@@ -44,7 +48,11 @@ class ConvertArguments:
     overwrite_output_dir: bool = field(default=False, metadata={"help": "Replace a non-empty output_dir."})
     max_shard_size: str = field(default="500MB", metadata={"help": "Largest Parquet/Arrow shard, e.g. 500MB."})
     descriptions: str | None = field(
-        default=None, metadata={"help": "Description set to join by id (folder, Parquet shard or Hub id)."}
+        default=None,
+        metadata={
+            "help": "Descriptions to join by id: a description set from caption.py, or any table of id, description "
+            "(CSV, JSON Lines, Parquet, a folder of them, a save_to_disk dataset, a Hub dataset id)."
+        },
     )
     on_missing: str = field(
         default="warn",
@@ -205,6 +213,12 @@ def main(argv: list[str] | None = None) -> int:
         descriptions = None
         if args.descriptions is not None:
             descriptions, description_metadata = load_description_set(args.descriptions, cache_dir=args.cache_dir)
+            made_for = description_metadata.get("dataset")
+            if made_for and made_for != args.dataset:
+                sys.stderr.write(
+                    f"emofusion convert: warning: description set {args.descriptions} was made for {made_for!r}, "
+                    f"not {args.dataset!r}.\n"
+                )
         dataset = load_emotion_dataset(
             args.dataset,
             args.data_dir,
