@@ -10,6 +10,7 @@ import json
 import os
 
 import datasets
+from datasets.exceptions import DatasetGenerationError
 from datasets.utils import logging
 
 from .bold import Bold
@@ -77,10 +78,17 @@ def load_prepared_dataset(
             f"emofusion convert), not {name!r}; pass --dataset {summary['dataset']}."
         )
     logger.info("Loading the prepared dataset in %s (%s).", folder, kind)
-    if kind == "arrow":
-        dataset = datasets.load_from_disk(folder)
-    else:
-        dataset = datasets.load_dataset(folder, cache_dir=cache_dir)
+    try:
+        if kind == "arrow":
+            dataset = datasets.load_from_disk(folder)
+        else:
+            dataset = datasets.load_dataset(folder, cache_dir=cache_dir)
+    except (DatasetGenerationError, ValueError, OSError) as err:
+        cause = err.__cause__ or err
+        raise DatasetLayoutError(
+            f"{folder}: cannot be read as a prepared dataset ({kind}): {type(cause).__name__}: {cause}. If "
+            "emofusion convert wrote it, convert again."
+        ) from err
     if not isinstance(dataset, datasets.DatasetDict):
         dataset = datasets.DatasetDict({"train": dataset})
     if summary is not None:
