@@ -31,11 +31,13 @@ _EXPORTS: dict[str, str] = {
     "DescriptionSetError": "descriptions",
     "join_descriptions": "descriptions",
     "load_description_set": "descriptions",
+    "normalize_rows": "descriptions",
     "Emotic": "emotic",
     "EmoticConfig": "emotic",
     "BUILDERS": "loading",
     "get_builder": "loading",
     "load_emotion_dataset": "loading",
+    "load_prepared_dataset": "loading",
 }
 
 
@@ -69,5 +71,7 @@ __all__ = [
     "join_descriptions",
     "load_description_set",
     "load_emotion_dataset",
+    "load_prepared_dataset",
     "make_id",
+    "normalize_rows",
 ]

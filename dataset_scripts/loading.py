@@ -1,14 +1,21 @@
-"""`load_emotion_dataset`: one call from a dataset name and a folder to a `datasets.DatasetDict`."""
+"""`load_emotion_dataset`: one call from a dataset name and a folder to a `datasets.DatasetDict`.
+
+`load_prepared_dataset` reads what `emofusion convert` writes (Parquet with a README.md whose YAML
+`configs:` `datasets.load_dataset` follows, or `save_to_disk` Arrow) and other prepared folders.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 
 import datasets
+from datasets.exceptions import DatasetGenerationError
 from datasets.utils import logging
 
 from .bold import Bold
 from .caer_s import CaerS
+from .common import DatasetLayoutError
 from .descriptions import join_descriptions, load_description_set
 from .emotic import Emotic
 
@@ -16,6 +23,83 @@ from .emotic import Emotic
 logger = logging.get_logger(__name__)
 
 BUILDERS: dict[str, type[datasets.GeneratorBasedBuilder]] = {"emotic": Emotic, "caer_s": CaerS, "bold": Bold}
+CONVERSION_FILE = "conversion.json"  # emofusion convert's summary, written last: its presence means complete
+
+
+def prepared_format(data_dir: str | os.PathLike) -> str | None:
+    """How `data_dir` holds a prepared dataset: "arrow" (`save_to_disk`), "parquet" (emofusion convert's
+    Parquet, or a dataset folder downloaded from the Hub), or None (the owners' layout, for the builders)."""
+    folder = os.fspath(data_dir)
+    if os.path.isfile(os.path.join(folder, "dataset_dict.json")):
+        return "arrow"
+    if os.path.isfile(os.path.join(folder, CONVERSION_FILE)):
+        return "parquet"
+    data = os.path.join(folder, "data")
+    if os.path.isfile(os.path.join(folder, "README.md")) and os.path.isdir(data):
+        if any(name.endswith(".parquet") and not name.startswith(".") for name in os.listdir(data)):
+            return "parquet"
+    return None
+
+
+def read_conversion_summary(data_dir: str | os.PathLike) -> dict | None:
+    """`<data_dir>/conversion.json` as emofusion convert wrote it, or None when there is none."""
+    path = os.path.join(os.fspath(data_dir), CONVERSION_FILE)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            summary = json.load(handle)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DatasetLayoutError(f"{path}: cannot be read as JSON ({err}); emofusion convert writes it.") from err
+    if not isinstance(summary, dict) or not isinstance(summary.get("splits"), dict):
+        raise DatasetLayoutError(f"{path}: expected emofusion convert's summary, an object with 'splits'.")
+    return summary
+
+
+def load_prepared_dataset(
+    data_dir: str | os.PathLike, name: str | None = None, *, cache_dir: str | None = None
+) -> datasets.DatasetDict | None:
+    """The splits of a prepared dataset folder (see `prepared_format`), or None when `data_dir` is not one.
+
+    A folder written by `emofusion convert` must hold the dataset `name` (its conversion.json says
+    which) and every row its summary counts. Parquet is read by `datasets.load_dataset(data_dir)`,
+    Arrow by `datasets.load_from_disk`; the features (image, bbox, labels...) are the builders'.
+
+    >>> emotic = load_prepared_dataset("outputs/emotic-parquet", "emotic")  # doctest: +SKIP
+    """
+    kind = prepared_format(data_dir)
+    if kind is None:
+        return None
+    folder = os.fspath(data_dir)
+    summary = read_conversion_summary(folder)
+    if summary is not None and name is not None and summary.get("dataset") not in (None, name):
+        raise DatasetLayoutError(
+            f"{os.path.join(folder, CONVERSION_FILE)}: {folder} holds {summary['dataset']!r} (written by "
+            f"emofusion convert), not {name!r}; pass --dataset {summary['dataset']}."
+        )
+    logger.info("Loading the prepared dataset in %s (%s).", folder, kind)
+    try:
+        if kind == "arrow":
+            dataset = datasets.load_from_disk(folder)
+        else:
+            dataset = datasets.load_dataset(folder, cache_dir=cache_dir)
+    except (DatasetGenerationError, ValueError, OSError) as err:
+        cause = err.__cause__ or err
+        raise DatasetLayoutError(
+            f"{folder}: cannot be read as a prepared dataset ({kind}): {type(cause).__name__}: {cause}. If "
+            "emofusion convert wrote it, convert again."
+        ) from err
+    if not isinstance(dataset, datasets.DatasetDict):
+        dataset = datasets.DatasetDict({"train": dataset})
+    if summary is not None:
+        expected = {split: info.get("num_rows") for split, info in summary["splits"].items()}
+        found = {split: len(rows) for split, rows in dataset.items()}
+        if expected != found:
+            raise DatasetLayoutError(
+                f"{folder}: {CONVERSION_FILE} lists splits {expected} but the files hold {found}; the folder was "
+                "changed after emofusion convert wrote it. Convert again."
+            )
+    return dataset
 
 
 def get_builder(name: str, data_dir: str | os.PathLike, cache_dir: str | None = None, **builder_options):
@@ -46,8 +130,10 @@ def load_emotion_dataset(
     Args:
         name: `"emotic"`, `"caer_s"` or `"bold"`.
         data_dir: the folder holding the dataset as its owners ship it (README.md, "Datasets").
-        descriptions: optional description set to join by id: a folder or Parquet shard written by
-            caption.py, a Hub dataset id, or the rows as a `datasets.Dataset`.
+        descriptions: optional descriptions to join by id: a description set written by caption.py,
+            any table of `id`, `description` (CSV, JSON Lines, Parquet, a folder of them, a
+            `save_to_disk` dataset), a Hub dataset id, or the rows as a `datasets.Dataset`
+            (see `load_description_set`).
         cache_dir: where the Arrow cache goes (default: datasets' cache). The cache is rebuilt
             when the annotation files, the builder code or the options change.
         download_mode: `"force_redownload"` rebuilds the cache.
@@ -87,9 +173,9 @@ def load_emotion_dataset(
     if descriptions is None:
         return dataset
     if isinstance(descriptions, datasets.Dataset):
-        rows = descriptions
+        rows = descriptions  # checked by join_descriptions
     else:
-        rows, metadata = load_description_set(descriptions, revision=descriptions_revision)
+        rows, metadata = load_description_set(descriptions, revision=descriptions_revision, cache_dir=cache_dir)
         if metadata.get("dataset") and metadata["dataset"] != name:
             logger.warning("Description set %s was made for %r, not %r.", descriptions, metadata["dataset"], name)
     joined = join_descriptions(dataset, rows, on_missing=on_missing)

@@ -7,6 +7,10 @@ lets `datasets.load_dataset(output_dir)` read it, or as `save_to_disk` Arrow fil
 datasets' licences forbid redistribution: `--push_to_hub` only ever creates or updates a PRIVATE
 dataset repo, and refuses a repo that exists and is public.
 
+The output folder is a `--data_dir` for train.py and caption.py (`dataset_scripts.load_prepared_dataset`):
+its conversion.json names the dataset, the row counts and the joined descriptions' provenance, and the
+synthetic-data marker of the input (`emofusion_synthetic.json`, the demo's data) is copied beside it.
+
     emofusion convert --dataset emotic --data_dir /data/EMOTIC --output_dir outputs/emotic-parquet
     emofusion convert --dataset caer_s --data_dir /data/CAER-S --output_dir outputs/caer-s \\
         --validation_fraction 0.1 --push_to_hub me/caer-s-private
@@ -44,7 +48,11 @@ class ConvertArguments:
     overwrite_output_dir: bool = field(default=False, metadata={"help": "Replace a non-empty output_dir."})
     max_shard_size: str = field(default="500MB", metadata={"help": "Largest Parquet/Arrow shard, e.g. 500MB."})
     descriptions: str | None = field(
-        default=None, metadata={"help": "Description set to join by id (folder, Parquet shard or Hub id)."}
+        default=None,
+        metadata={
+            "help": "Descriptions to join by id: a description set from caption.py, or any table of id, description "
+            "(CSV, JSON Lines, Parquet, a folder of them, a save_to_disk dataset, a Hub dataset id)."
+        },
     )
     on_missing: str = field(
         default="warn",
@@ -128,18 +136,31 @@ def write_parquet(dataset_dict, output_dir: Path, max_shard_size: str = "500MB")
     return files
 
 
-def dataset_card(args: ConvertArguments, splits: dict[str, list[str]], num_rows: dict[str, int]) -> str:
-    """README.md of a converted dataset: YAML `configs:` for `load_dataset(output_dir)` and the licence notice."""
+def dataset_card(
+    args: ConvertArguments, splits: dict[str, list[str]], num_rows: dict[str, int], synthetic: dict | None = None
+) -> str:
+    """README.md of a converted dataset: YAML `configs:` for `load_dataset(output_dir)` and the licence notice
+    (or, for synthetic data, what it is)."""
     configs = "\n".join(f"  - split: {split}\n    path: data/{split}-*.parquet" for split in splits)
     rows = "\n".join(f"| {split} | {n} |" for split, n in num_rows.items())
+    header = f"---\nconfigs:\n- config_name: default\n  data_files:\n{configs}\n---\n\n"
+    table = f"| split | examples |\n|---|---|\n{rows}\n\n"
+    if synthetic is not None:
+        from .synthetic import SYNTHETIC_MARKER
+
+        return (
+            f"{header}# Synthetic data in {args.dataset}'s layout, prepared by emofusion\n\n"
+            f"**Synthetic data ({synthetic.get('name', 'synthetic data')}, written by "
+            f"`{synthetic.get('writer', 'an unrecorded program')}`), not {args.dataset} nor any real photos.** "
+            f"Converted with `emofusion convert --dataset {args.dataset}`; {SYNTHETIC_MARKER} records how it was "
+            "made.\n\n" + table
+        )
     return (
-        f"---\nconfigs:\n- config_name: default\n  data_files:\n{configs}\n---\n\n"
-        f"# {args.dataset} prepared by emofusion\n\n"
+        f"{header}# {args.dataset} prepared by emofusion\n\n"
         f"Built from the owners' files with `emofusion convert --dataset {args.dataset}` "
         "(dataset_scripts builders; ids, boxes and labels as documented in emofusion's README).\n\n"
-        "| split | examples |\n|---|---|\n"
-        f"{rows}\n\n"
-        "**Licence.** This dataset is distributed by its owners under a non-commercial licence that "
+        + table
+        + "**Licence.** This dataset is distributed by its owners under a non-commercial licence that "
         "forbids redistribution. Keep this copy private to people who have been granted access by "
         "the owners.\n"
     )
@@ -172,9 +193,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         (args,) = parser.parse_args_into_dataclasses(args=argv)
 
-    from dataset_scripts import get_builder, load_emotion_dataset
+    from dataset_scripts import get_builder, load_description_set, load_emotion_dataset
     from dataset_scripts.common import AnnotationFormatError, BadSampleError, DatasetLayoutError, UnsafePathError
     from dataset_scripts.descriptions import DescriptionSetError
+
+    from .synthetic import SYNTHETIC_MARKER, read_synthetic_marker
 
     output_dir = Path(check_output_folder(args.output_dir))
     if output_dir.exists() and any(output_dir.iterdir()):
@@ -185,15 +208,33 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         shutil.rmtree(output_dir)
     try:
+        synthetic = read_synthetic_marker(args.data_dir)
+        description_metadata = None
+        descriptions = None
+        if args.descriptions is not None:
+            descriptions, description_metadata = load_description_set(args.descriptions, cache_dir=args.cache_dir)
+            made_for = description_metadata.get("dataset")
+            if made_for and made_for != args.dataset:
+                sys.stderr.write(
+                    f"emofusion convert: warning: description set {args.descriptions} was made for {made_for!r}, "
+                    f"not {args.dataset!r}.\n"
+                )
         dataset = load_emotion_dataset(
             args.dataset,
             args.data_dir,
-            descriptions=args.descriptions,
+            descriptions=descriptions,
             cache_dir=args.cache_dir,
             on_missing=args.on_missing,
             **args.builder_options(),
         )
-    except (DatasetLayoutError, AnnotationFormatError, UnsafePathError, BadSampleError, DescriptionSetError) as err:
+    except (
+        DatasetLayoutError,
+        AnnotationFormatError,
+        UnsafePathError,
+        BadSampleError,
+        DescriptionSetError,
+        ValueError,
+    ) as err:
         sys.stderr.write(f"emofusion convert: {type(err).__name__}: {err}\n")
         return 1
 
@@ -201,9 +242,12 @@ def main(argv: list[str] | None = None) -> int:
     reports = get_builder(args.dataset, args.data_dir, cache_dir=args.cache_dir, **args.builder_options()).bad_samples
     output_dir.mkdir(parents=True, exist_ok=True)
     num_rows = {split: len(ds) for split, ds in dataset.items()}
+    if synthetic is not None:  # whatever trains on the output must know it is no real dataset
+        (output_dir / SYNTHETIC_MARKER).write_text(json.dumps(synthetic, indent=2) + "\n", encoding="utf-8")
     if args.output_format == "parquet":
         files = write_parquet(dataset, output_dir, args.max_shard_size)
-        (output_dir / "README.md").write_text(dataset_card(args, files, num_rows), encoding="utf-8")
+        card = dataset_card(args, files, num_rows, synthetic=synthetic)
+        (output_dir / "README.md").write_text(card, encoding="utf-8")
     else:
         dataset.save_to_disk(str(output_dir), max_shard_size=args.max_shard_size)
         files = {split: [f"{split}/"] for split in dataset}
@@ -214,6 +258,9 @@ def main(argv: list[str] | None = None) -> int:
         "splits": {split: {"num_rows": num_rows[split], "files": files[split]} for split in dataset},
         "bad_samples": {split: {"skipped": r["skipped"], "reasons": r["reasons"]} for split, r in reports.items()},
         "arguments": {k: v for k, v in asdict(args).items() if k != "hub_token"},
+        # The joined descriptions' description_set.json ({} for a table without one), for training on the output.
+        "description_set": description_metadata,
+        "synthetic": synthetic is not None,
         "pushed_to": None,
     }
     (output_dir / "conversion.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")

@@ -453,11 +453,13 @@ class EmotionInContextPipeline(ChunkPipeline):
             return describer
         config = self.model.config
         if not config.description_model:
+            # e.g. trained on descriptions from elsewhere (config.description_provenance): no VLLM to run again.
+            provenance = getattr(config, "description_provenance", None)
             raise ValueError(
                 f"{where}: no description given, and this model's config records no description model "
-                "(config.description_model is None), so none can be generated. Pass description='...' (a text "
-                "describing the person in context, e.g. written by `emofusion caption`), or "
-                "describer=TransformersDescriber(...) to generate one."
+                f"({f'its training descriptions: {provenance}' if provenance else 'config.description_model is None'})"
+                ", so none can be generated. Pass description='...' (emofusion predict: --description TEXT), a text "
+                "describing the person in context, or describer=TransformersDescriber(...) to generate one."
             )
         key = (config.description_model, config.description_revision)
         if key not in self._describers:

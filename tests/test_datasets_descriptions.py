@@ -128,3 +128,97 @@ def test_malformed_sets_are_clear_errors(emotic, tmp_path):
         load_description_set(tmp_path / "empty")
     with pytest.raises(FileNotFoundError, match="no such folder or file, nor a Hub repo id"):
         load_description_set(tmp_path / "nowhere" / "at" / "all")
+
+
+def _write_table(rows: list[dict], path, kind: str):
+    """Descriptions as a user might bring them: one table in the format `kind`; returns what to pass."""
+    table = datasets.Dataset.from_list(rows)
+    if kind == "csv":
+        table.to_csv(str(path) + ".csv", index=False)
+        return str(path) + ".csv"
+    if kind == "tsv":
+        table.to_csv(str(path) + ".tsv", index=False, sep="\t")
+        return str(path) + ".tsv"
+    if kind == "jsonl":
+        table.to_json(str(path) + ".jsonl")
+        return str(path) + ".jsonl"
+    if kind == "parquet":
+        table.to_parquet(str(path) + ".parquet")
+        return str(path) + ".parquet"
+    if kind == "saved_dataset":
+        table.save_to_disk(str(path))
+        return str(path)
+    if kind == "saved_dataset_dict":  # one split per dataset split, as someone's published set may be
+        splits = {split: table.filter(lambda row, s=split: row["split"] == s) for split in set(table["split"])}
+        datasets.DatasetDict(splits).save_to_disk(str(path))
+        return str(path)
+    if kind == "parquet_folder":  # read by datasets.load_dataset(folder), the way it reads a Hub repo
+        path.mkdir()
+        for index in range(2):
+            table.shard(2, index, contiguous=True).to_parquet(str(path / f"part-{index}.parquet"))
+        return str(path)
+    raise AssertionError(kind)
+
+
+FORMATS = ("csv", "tsv", "jsonl", "parquet", "saved_dataset", "saved_dataset_dict", "parquet_folder")
+
+
+@pytest.mark.parametrize("kind", FORMATS)
+def test_a_table_of_id_and_description_in_any_format(emotic, tmp_path, kind):
+    _, _, dataset = emotic
+    rows = [{"id": r["id"], "description": r["description"], "split": r["split"]} for r in _rows_for(dataset)]
+    source = _write_table(rows, tmp_path / "mine", kind)
+    loaded, meta = load_description_set(source, cache_dir=str(tmp_path / "hf"))
+    assert meta == {}  # no description_set.json: provenance unknown
+    assert sorted(loaded["id"]) == sorted(r["id"] for r in rows) and set(loaded["status"]) == {"ok"}
+    assert loaded.features["id"] == datasets.Value("string") and "split" in loaded.column_names  # other columns kept
+    joined = join_descriptions(dataset, loaded, on_missing="error")
+    for split in dataset:
+        for example in joined[split]:
+            assert example["description"] == f"the person of {example['id']} looks calm"
+
+
+def test_status_is_optional_and_empty_descriptions_are_missing(emotic, tmp_path, caplog):
+    _, _, dataset = emotic
+    ids = sorted(dataset["train"]["id"])
+    with_status = tmp_path / "with_status.csv"
+    with_status.write_text(f"id,description,status\n{ids[0]},a smile,\n{ids[1]},,error\n{ids[2]},frowning,flagged\n")
+    rows, _ = load_description_set(with_status, cache_dir=str(tmp_path / "hf"))
+    assert dict(zip(rows["id"], rows["status"])) == {ids[0]: "ok", ids[1]: "error", ids[2]: "flagged"}
+    assert dict(zip(rows["id"], rows["description"]))[ids[1]] == ""
+    # Without a status column, a row with no text is no description: the join drops that example.
+    no_status = tmp_path / "no_status.jsonl"
+    no_status.write_text(
+        "\n".join(json.dumps({"id": i, "description": d}) for i, d in zip(ids, ["a smile", None, "  "])) + "\n"
+    )
+    rows, _ = load_description_set(no_status, cache_dir=str(tmp_path / "hf"))
+    assert dict(zip(rows["id"], rows["status"])) == {ids[0]: "ok", ids[1]: "error", ids[2]: "error"}
+    with caplog.at_level(logging.WARNING, logger="dataset_scripts"):
+        joined = join_descriptions(datasets.DatasetDict({"train": dataset["train"]}), rows)
+    assert joined["train"]["id"] == [ids[0]] and "2 of 3 examples have no description" in caplog.text
+
+
+def test_bad_tables_name_the_file_the_column_and_what_was_expected(emotic, tmp_path):
+    _, _, dataset = emotic
+    first = sorted(dataset["train"]["id"])[0]
+    cases = {
+        "no_description.csv": ("id,text\na,b\n", r"no_description\.csv: missing column\(s\) \['description'\]; "
+                               r"expected a table with columns 'id' .* It has \['id', 'text'\]"),
+        "numbers.csv": ("id,description\n1,calm\n2,sad\n", r"numbers\.csv: column 'id' holds int64 values "
+                        r"\(e\.g\. 1\); expected strings, the dataset's example ids"),
+        "twice.jsonl": (json.dumps({"id": first, "description": "x"}) + "\n" + json.dumps({"id": first,
+                        "description": "y"}) + "\n", r"twice\.jsonl: 1 id\(s\) appear more than once"),
+        "status.csv": (f"id,description,status\n{first},calm,done\n", r"status\.csv: column 'status' holds "
+                       r"\['done'\]; expected one of \('ok', 'error', 'flagged'\)"),
+        "numbers_as_text.jsonl": (json.dumps({"id": first, "description": 3}) + "\n",
+                                  r"column 'description' holds int64 values \(e\.g\. 3\); expected strings\."),
+        "notes.txt": ("id description\n", r"notes\.txt: expected a description table \(\.csv, \.tsv, \.json"),
+        "broken.parquet": ("not parquet", r"broken\.parquet: cannot be read as parquet"),
+    }  # fmt: skip
+    for name, (content, message) in cases.items():
+        (tmp_path / name).write_text(content)
+        with pytest.raises(DescriptionSetError, match=message):
+            load_description_set(tmp_path / name, cache_dir=str(tmp_path / "hf"))
+    # Rows given directly are checked the same way.
+    with pytest.raises(DescriptionSetError, match=r"the description rows: missing column\(s\) \['id'\]"):
+        join_descriptions(dataset, datasets.Dataset.from_dict({"example": ["a"], "description": ["b"]}))

@@ -382,3 +382,71 @@ def test_a_split_whose_descriptions_are_all_empty_is_reported(emotic, initial, t
     assert message.startswith(
         f"Every description of the validation split (16 examples) is empty (descriptions from {blank})"
     )
+
+
+def _own_descriptions(descriptions, folder, kind: str) -> str:
+    """The fixture's descriptions as a bare table of id, description in `kind`, as a user brings them."""
+    rows = datasets.concatenate_datasets(list(datasets.load_dataset(str(descriptions)).values()))
+    table = rows.select_columns(["id", "description"])
+    folder.mkdir(parents=True, exist_ok=True)
+    if kind == "csv":
+        table.to_csv(str(folder / "descriptions.csv"), index=False)
+        return str(folder / "descriptions.csv")
+    if kind == "jsonl":
+        table.to_json(str(folder / "descriptions.jsonl"))
+        return str(folder / "descriptions.jsonl")
+    if kind == "parquet":
+        table.to_parquet(str(folder / "descriptions.parquet"))
+        return str(folder / "descriptions.parquet")
+    if kind == "save_to_disk":
+        table.save_to_disk(str(folder / "saved"))
+        return str(folder / "saved")
+    if kind == "hub_layout":  # a folder datasets.load_dataset reads the way it reads a Hub dataset repo
+        (folder / "hub" / "data").mkdir(parents=True)
+        for index in range(2):
+            table.shard(2, index, contiguous=True).to_parquet(str(folder / "hub" / "data" / f"train-{index}.parquet"))
+        return str(folder / "hub")
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "parquet", "save_to_disk", "hub_layout"])
+def test_own_descriptions_join_like_the_description_set(emotic, tmp_path, kind):
+    """What --descriptions reads from each format is what training gets: the same text for every id."""
+    from emofusion.training.data import load_data
+
+    root, data_dir, descriptions = emotic
+    _, data_args, _ = args_for(emotic, "unused", tmp_path / "out")
+    reference = load_data(data_args, 7, True, True, True)
+    data_args.descriptions = _own_descriptions(descriptions, tmp_path, kind)
+    own = load_data(data_args, 7, True, True, True)
+    assert own.description_metadata == {} and own.description_source == data_args.descriptions
+    for role in ("train", "validation", "test"):
+        expected = dict(zip(getattr(reference, role)["id"], getattr(reference, role)["description"]))
+        assert dict(zip(getattr(own, role)["id"], getattr(own, role)["description"])) == expected
+
+
+def test_training_on_own_descriptions_records_unknown_provenance(trained, emotic, tmp_path):
+    """Fine-tuning the model trained on tiny-llava's descriptions on a CSV of id, description: the config
+    forgets tiny-llava, says where the text came from, and the pipeline asks for a description."""
+    from PIL import Image
+    from transformers import pipeline
+
+    output_dir, _ = trained
+    csv = _own_descriptions(emotic[2], tmp_path, "csv")
+    args = args_for(emotic, output_dir, tmp_path / "own", "--do_train", "--do_predict", "--max_steps", "2")
+    args[1].descriptions = csv
+    metrics = run_training(*args)
+    assert math.isfinite(metrics["test_mAP"])
+    config = json.loads((tmp_path / "own" / "config.json").read_text())
+    assert config["description_provenance"] == "user-provided, provenance unknown"
+    assert config["description_dataset"] == csv
+    assert config["description_model"] is None and config["prompt_template"] is None
+    card = (tmp_path / "own" / "README.md").read_text()
+    assert f"- Descriptions: user-provided, provenance unknown (`{csv}`" in card and "tiny-llava" not in card
+    assert f"--descriptions {csv}" in card
+
+    classifier = pipeline("emotion-in-context", model=str(tmp_path / "own"), trust_remote_code=True)
+    picture = Image.new("RGB", (48, 40), (40, 190, 60))
+    with pytest.raises(ValueError, match=r"user-provided, provenance unknown.*--description TEXT"):
+        classifier(picture, bbox=[4, 2, 30, 38])
+    assert len(classifier(picture, bbox=[4, 2, 30, 38], description="the person looks sad and tired")) > 0

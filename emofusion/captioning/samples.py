@@ -31,20 +31,20 @@ class Sample:
 
 
 def load_split(dataset_name: str, data_dir: str, split: str) -> datasets.Dataset:
-    """A split of `dataset_name`, from a `save_to_disk` folder or the owners' layout via `load_emotion_dataset`."""
+    """A split of `dataset_name`, from a prepared folder (what `emofusion convert` writes, Parquet or Arrow, or a
+    `save_to_disk` DatasetDict) or from the owners' layout via `load_emotion_dataset`."""
     if data_dir is None:
         raise ValueError("--data_dir is required: the dataset as its owners ship it, or a prepared dataset folder.")
     if not os.path.isdir(data_dir):
         raise FileNotFoundError(f"--data_dir {data_dir} is not a folder.")
-    if os.path.isfile(os.path.join(data_dir, "dataset_dict.json")):
-        splits = datasets.load_from_disk(data_dir)
-    else:
-        try:
-            from dataset_scripts import load_emotion_dataset
-        except ImportError as error:
-            raise ImportError(
-                f"Cannot read {dataset_name} from {data_dir}: dataset_scripts is unavailable ({error})."
-            ) from error
+    try:
+        from dataset_scripts import load_emotion_dataset, load_prepared_dataset
+    except ImportError as error:
+        raise ImportError(
+            f"Cannot read {dataset_name} from {data_dir}: dataset_scripts is unavailable ({error})."
+        ) from error
+    splits = load_prepared_dataset(data_dir, dataset_name)
+    if splits is None:
         splits = load_emotion_dataset(dataset_name, data_dir)
     if split not in splits:
         raise ValueError(f"{dataset_name} in {data_dir} has no split {split!r}; it has {sorted(splits)}.")

@@ -10,7 +10,6 @@ cache) and tokenisation without padding. `EmotionCollator` pads and stacks.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 
 import datasets
@@ -39,12 +38,23 @@ class LoadedData:
 
 
 def load_descriptions(data_args: DataArguments) -> tuple[datasets.Dataset | None, dict | None]:
-    """The description rows and `description_set.json` metadata of `data_args.descriptions` (or None, None)."""
+    """The description rows and `description_set.json` metadata of `data_args.descriptions` (or None, None).
+
+    The metadata is `{}` for a table of descriptions from elsewhere (CSV, JSON Lines, Parquet, ...).
+    """
     if data_args.descriptions is None:
         return None, None
     from dataset_scripts import load_description_set
 
-    rows, metadata = load_description_set(data_args.descriptions, revision=data_args.descriptions_revision)
+    rows, metadata = load_description_set(
+        data_args.descriptions, revision=data_args.descriptions_revision, cache_dir=data_args.dataset_cache_dir
+    )
+    if not metadata:
+        logger.warning(
+            "Descriptions %s carry no description_set.json: user-provided, provenance unknown. The model's config "
+            "records no description model, so at inference it needs a description for every person.",
+            data_args.descriptions,
+        )
     if metadata.get("dataset") and metadata["dataset"] != data_args.dataset:
         logger.warning(
             "Description set %s was written for %r, but the data is %r.",
@@ -126,27 +136,44 @@ def prepare_splits(
 def load_data(data_args: DataArguments, seed: int, do_train: bool, do_eval: bool, do_predict: bool) -> LoadedData:
     """Build the dataset from `data_args.data_dir` with the builders and join the description set.
 
-    A `data_dir` holding a `DatasetDict` saved with `save_to_disk` (contract schema) is loaded as is.
+    A `data_dir` holding a prepared dataset (contract schema) is loaded as is: what `emofusion
+    convert` writes (Parquet or Arrow) or a `DatasetDict` saved with `save_to_disk`. When such a
+    dataset already has a `description` column (`emofusion convert --descriptions`), those are the
+    descriptions, with the provenance convert recorded.
     """
     if data_args.data_dir is None:
-        raise ValueError("--data_dir is required: the folder that holds the dataset as its owners ship it.")
-    rows, metadata = load_descriptions(data_args)
-    if os.path.isfile(os.path.join(data_args.data_dir, "dataset_dict.json")):
-        logger.info("Loading the prepared DatasetDict saved in %s.", data_args.data_dir)
-        dataset = datasets.load_from_disk(data_args.data_dir)
-    else:
-        from dataset_scripts import load_emotion_dataset
+        raise ValueError(
+            "--data_dir is required: the folder that holds the dataset as its owners ship it, or what "
+            "`emofusion convert` wrote."
+        )
+    from dataset_scripts import load_emotion_dataset, load_prepared_dataset
+    from dataset_scripts.loading import read_conversion_summary
 
+    rows, metadata = load_descriptions(data_args)
+    source = data_args.descriptions
+    dataset = load_prepared_dataset(data_args.data_dir, data_args.dataset, cache_dir=data_args.dataset_cache_dir)
+    if dataset is None:
         dataset = load_emotion_dataset(
             data_args.dataset, data_args.data_dir, cache_dir=data_args.dataset_cache_dir, **data_args.builder_options
         )
+    elif any("description" in split.column_names for split in dataset.values()):
+        summary = read_conversion_summary(data_args.data_dir) or {}
+        joined = (summary.get("arguments") or {}).get("descriptions")
+        if rows is not None:
+            raise ValueError(
+                f"--data_dir {data_args.data_dir} already holds descriptions (a 'description' column"
+                f"{f', joined from {joined}' if joined else ''}); leave out --descriptions {data_args.descriptions}, "
+                "or prepare the data without descriptions."
+            )
+        source = joined or f"{data_args.data_dir} (its description column)"
+        metadata = summary.get("description_set") or {}
     splits = prepare_splits(dataset, data_args, seed, do_train, do_eval, do_predict, description_rows=rows)
     return LoadedData(
         train=splits["train"],
         validation=splits["validation"],
         test=splits["test"],
         description_metadata=metadata,
-        description_source=data_args.descriptions,
+        description_source=source,
     )
 
 

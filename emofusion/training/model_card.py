@@ -24,6 +24,8 @@ from transformers.utils import logging
 
 logger = logging.get_logger(__name__)
 
+# What the config (`description_provenance`) and the card say of descriptions that came without a description_set.json.
+UNKNOWN_PROVENANCE = "user-provided, provenance unknown"
 DATASET_TITLES = {"emotic": "EMOTIC", "caer_s": "CAER-S", "bold": "BoLD"}
 MODALITY_SENTENCES = {
     "fusion": "a vision encoder and a VLLM's description of the person, fused by a Q-Former.",
@@ -140,6 +142,14 @@ def _card_data(info: ModelCardInfo) -> str:
 
 def _description_section(info: ModelCardInfo) -> str:
     meta = info.description_metadata
+    if not meta and info.description_source:
+        return (
+            f"- Descriptions: {UNKNOWN_PROVENANCE} (`{info.description_source}`, a table without a "
+            "`description_set.json`): which model or person wrote them, with which prompt and subject marking, "
+            "is not recorded.\n\nThe config records no description model, so none is generated at inference: "
+            "give each person's description yourself (`description=` in the pipeline, `--description` in "
+            "`emofusion predict`), written the way the training ones were."
+        )
     if not meta:
         return "This model was trained without VLLM descriptions."
     written_by = (
@@ -174,10 +184,16 @@ def _data_values(info: ModelCardInfo) -> dict[str, str]:
     title = DATASET_TITLES[info.dataset]
     synthetic = info.synthetic_data
     if not synthetic:
+        data_dir = info.data_args.get("data_dir")
+        prepared = data_dir is not None and os.path.isfile(os.path.join(data_dir, "conversion.json"))
         return {
             "data_notice": "",
             "dataset_title": title,
-            "data_sentence": f"{title} as its owners ship it, read by `dataset_scripts`",
+            "data_sentence": (
+                f"{title} prepared by `emofusion convert` from its owners' files (`dataset_scripts`)"
+                if prepared
+                else f"{title} as its owners ship it, read by `dataset_scripts`"
+            ),
             "data_dir_hint": f"<{title} folder>",
             "limitations": (
                 f"The model recognises *apparent* emotion as annotators perceived it in {title}; it does not\n"

@@ -13,6 +13,7 @@ from modeling_emofusion import EmoFusionConfig, EmoFusionForEmotionClassificatio
 from modeling_emofusion.labels import id2label_for, task_info
 
 from .arguments import DataArguments, ModelArguments
+from .model_card import UNKNOWN_PROVENANCE
 
 
 logger = logging.get_logger(__name__)
@@ -141,19 +142,37 @@ def _from_parts(model_args: ModelArguments, task: str, want_vad: bool, overrides
 
 
 def record_provenance(config, description_metadata: dict | None, description_source: str | None) -> None:
-    """Write where the training descriptions came from into the config (VLLM, revision, prompt, generation)."""
-    if not description_metadata:
-        return
+    """Write where the training descriptions came from into the config (VLLM, revision, prompt, generation).
+
+    Descriptions without a `description_set.json` (a table from elsewhere: metadata `{}`) are
+    recorded as `description_provenance = UNKNOWN_PROVENANCE`, with no description model: what a
+    fine-tuned checkpoint recorded about its earlier descriptions no longer holds, so the pipeline
+    asks for a description rather than generating one the wrong way.
+    """
+    if description_source is None and not description_metadata:
+        return  # no descriptions joined: the config keeps what it has
+    known = bool(description_metadata)
     for key, field in PROVENANCE.items():
-        if description_metadata.get(key) is not None:
-            setattr(config, field, description_metadata[key])
+        setattr(config, field, description_metadata.get(key) if known else None)
+    if not known:
+        config.description_provenance = UNKNOWN_PROVENANCE
+    elif getattr(config, "description_provenance", None) is not None:  # an earlier run's, no longer true
+        config.description_provenance = None
     if description_source is not None:
         config.description_dataset = str(description_source)
 
 
 def check_provenance(config, description_metadata: dict | None) -> None:
     """Warn when a checkpoint is evaluated on descriptions made differently from its training ones."""
+    if description_metadata is None:
+        return
     if not description_metadata:
+        if getattr(config, "description_model", None):
+            logger.warning(
+                "The model was trained on descriptions by %r, but these carry no description_set.json (user-provided, "
+                "provenance unknown): its figures may not carry over.",
+                config.description_model,
+            )
         return
     for key, field in PROVENANCE.items():
         trained, given = getattr(config, field, None), description_metadata.get(key)
