@@ -397,10 +397,18 @@ def load_description_set(
         return _read_with_load_dataset(str(path), None, cache_dir), {}
     if not _REPO_ID.match(str(path_or_repo_id)):
         raise FileNotFoundError(f"Description set {path_or_repo_id!r}: no such folder or file, nor a Hub repo id.")
-    local = _hub_description_set(str(path_or_repo_id), revision)
-    if local is not None:
-        return _read_description_set_folder(local)
-    return _read_with_load_dataset(str(path_or_repo_id), revision, cache_dir), {}
+    try:
+        local = _hub_description_set(str(path_or_repo_id), revision)
+        if local is not None:
+            return _read_description_set_folder(local)
+        return _read_with_load_dataset(str(path_or_repo_id), revision, cache_dir), {}
+    except ConnectionError as error:
+        # `outputs/emotic-llava` is both a relative path and a well-formed repo id: say both were tried.
+        raise DescriptionSetError(
+            f"Description set {str(path_or_repo_id)!r}: no such file or folder under {os.getcwd()}, and as a Hub "
+            f"dataset id it cannot be fetched ({error}). Give the folder caption.py wrote (or a table of id, "
+            "description); a Hub set works offline once it is in the HF_HOME cache, with HF_HUB_OFFLINE=1."
+        ) from error
 
 
 def join_descriptions(

@@ -76,6 +76,9 @@ class EmoFusionConfig(PreTrainedConfig):
         prompt_template (`str`, *optional*): the prompt template given to that VLLM.
         description_generation (`dict`, *optional*): its generation settings.
         description_dataset (`str`, *optional*): the description set used for training.
+        description_provenance (`str`, *optional*): set when the training descriptions came without a
+            description set's metadata (`"user-provided, provenance unknown"`): the pipeline then needs a
+            description for every subject, since there is no VLLM and prompt to run again.
 
     Example:
 
@@ -120,6 +123,7 @@ class EmoFusionConfig(PreTrainedConfig):
     prompt_template: str | None = None
     description_generation: dict[str, Any] | None = None
     description_dataset: str | None = None
+    description_provenance: str | None = None
     initializer_range: float = 0.02
     problem_type: str | None = "multi_label_classification"
 

@@ -454,7 +454,7 @@ class EmotionInContextPipeline(ChunkPipeline):
         config = self.model.config
         if not config.description_model:
             # e.g. trained on descriptions from elsewhere (config.description_provenance): no VLLM to run again.
-            provenance = getattr(config, "description_provenance", None)
+            provenance = config.description_provenance
             raise ValueError(
                 f"{where}: no description given, and this model's config records no description model "
                 f"({f'its training descriptions: {provenance}' if provenance else 'config.description_model is None'})"

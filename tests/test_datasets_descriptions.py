@@ -222,3 +222,10 @@ def test_bad_tables_name_the_file_the_column_and_what_was_expected(emotic, tmp_p
     # Rows given directly are checked the same way.
     with pytest.raises(DescriptionSetError, match=r"the description rows: missing column\(s\) \['id'\]"):
         join_descriptions(dataset, datasets.Dataset.from_dict({"example": ["a"], "description": ["b"]}))
+
+
+def test_a_missing_local_set_that_looks_like_a_repo_id_says_both_were_tried(tmp_path, monkeypatch):
+    # `outputs/emotic-llava` is a relative path and a well-formed Hub id; offline, neither can be read.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DescriptionSetError, match=r"'outputs/emotic-llava': no such file or folder under .*Hub"):
+        load_description_set("outputs/emotic-llava")

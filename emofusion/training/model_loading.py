@@ -156,7 +156,7 @@ def record_provenance(config, description_metadata: dict | None, description_sou
         setattr(config, field, description_metadata.get(key) if known else None)
     if not known:
         config.description_provenance = UNKNOWN_PROVENANCE
-    elif getattr(config, "description_provenance", None) is not None:  # an earlier run's, no longer true
+    elif config.description_provenance is not None:  # an earlier run's, no longer true
         config.description_provenance = None
     if description_source is not None:
         config.description_dataset = str(description_source)
