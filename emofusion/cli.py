@@ -8,7 +8,9 @@ nothing heavy is imported before a subcommand is chosen.
 
 from __future__ import annotations
 
+import functools
 import importlib
+import inspect
 import sys
 
 
@@ -48,8 +50,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from .errors import run_main
 
-    module = importlib.import_module(COMMANDS[name][0])
-    return run_main(f"emofusion {name}", module.main, rest)
+    prog = f"emofusion {name}"
+    command = importlib.import_module(COMMANDS[name][0]).main
+    if "prog" in inspect.signature(command).parameters:
+        # Commands that also run as scripts (train.py, caption.py) name the program they are run as.
+        command = functools.partial(command, prog=prog)
+    return run_main(prog, command, rest)
 
 
 if __name__ == "__main__":
