@@ -24,6 +24,8 @@ from typing import get_type_hints
 
 from transformers import HfArgumentParser
 
+from .dataclass_args import turn_off_help
+
 
 SCRIPT_USAGE = "%(prog)s [CONFIG.json|CONFIG.yaml] [--option VALUE ...]"
 
@@ -38,14 +40,6 @@ class _HelpAllAction(argparse.Action):
         parser.show_all_options()
         parser.print_help()
         parser.exit()
-
-
-def _turn_off_help(flag: str, help_text: str | None) -> str:
-    """The help of `--no_<flag>`, from the help of `--<flag>`."""
-    text = (help_text or "").strip().rstrip(".")
-    if len(text) > 1 and text[0].isupper() and text[1].islower():
-        text = text[0].lower() + text[1:]
-    return f"Turn off --{flag}, which is on by default" + (f" ({text})." if text else ".")
 
 
 class ScriptArgumentParser(HfArgumentParser):
@@ -86,7 +80,7 @@ class ScriptArgumentParser(HfArgumentParser):
         added = self._actions[first:]
         for action in added:
             if isinstance(action, argparse._StoreFalseAction) and action.option_strings[0].startswith("--no_"):
-                action.help = _turn_off_help(action.dest, action.help)
+                action.help = turn_off_help(action.dest, action.help)
                 # The destination's default is the flag's own (True); "(default: False)" would mislead.
                 action.default = argparse.SUPPRESS
         shown = self._brief_help.get(dtype)

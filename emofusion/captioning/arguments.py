@@ -90,7 +90,7 @@ class CaptionArguments:
     )
     rows_per_shard: int = field(default=10_000, metadata={"help": "Rows a Parquet file of the final set."})
     push_to_hub: str | None = field(default=None, metadata={"help": "Publish the set to this Hub dataset repo."})
-    hub_private: bool = field(default=True, metadata={"help": "With --push_to_hub: create the Hub repo as private."})
+    hub_private: bool = field(default=True, metadata={"help": "Create the Hub repo as private (with --push_to_hub)."})
     seed: int = field(default=0, metadata={"help": "Seed, for sampling settings."})
 
     def __post_init__(self):

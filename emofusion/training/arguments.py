@@ -32,7 +32,7 @@ CACHE_DTYPES = ("float32", "float16", "bfloat16")
 COMMON_TRAINER_OPTIONS = (
     "output_dir", "do_train", "do_eval", "do_predict", "num_train_epochs", "max_steps", "learning_rate",
     "weight_decay", "warmup_steps", "lr_scheduler_type", "per_device_train_batch_size", "per_device_eval_batch_size",
-    "gradient_accumulation_steps", "gradient_checkpointing", "bf16", "fp16", "seed", "eval_strategy", "eval_steps",
+    "gradient_accumulation_steps", "activation_checkpointing", "bf16", "fp16", "seed", "eval_strategy", "eval_steps",
     "save_strategy", "save_steps", "save_total_limit", "load_best_model_at_end", "metric_for_best_model",
     "logging_steps", "log_level", "report_to", "run_name", "resume_from_checkpoint", "dataloader_num_workers",
     "push_to_hub", "hub_model_id", "hub_private_repo", "hub_strategy",
