@@ -258,6 +258,10 @@ def test_predict_describer_uses_the_recorded_prompt(files, tmp_path, capsys):
         prompt=config.prompt_template, class_names=list(config.id2label.values()),
     )[0].text  # fmt: skip
     assert subject["description"] == expected
+    # In Python the same: the pipeline's `describer` takes a model id or folder.
+    pipe = load_pipeline(str(root / "checkpoint"), device=-1)
+    (same,) = pipe(str(photo), bbox=[5, 5, 60, 70], describer=llava)
+    assert same["description"] == expected and same["scores"] == subject["scores"]
     # A --describer that cannot be loaded is one line naming the flag.
     code = run_main("emofusion predict", main, [*argv[:-1], str(tmp_path / "no-such-vllm")])
     assert code == 1
