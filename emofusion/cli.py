@@ -8,9 +8,7 @@ nothing heavy is imported before a subcommand is chosen.
 
 from __future__ import annotations
 
-import functools
 import importlib
-import inspect
 import sys
 
 
@@ -48,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         sys.stderr.write(f"emofusion: unknown command {name!r}\n\n{_usage()}\n")
         return 2
+    import functools
+    import inspect
+
     from .errors import run_main
 
     prog = f"emofusion {name}"
