@@ -289,3 +289,18 @@ def test_predict_refuses_bad_output_options_before_loading(files, capsys, argv, 
     root, photo = files
     code = run_main("emofusion predict", main, [str(photo), "--model", str(root / "nowhere"), *argv])
     assert code == 2 and message in capsys.readouterr().err
+
+
+def test_no_flags_still_parse_as_before(tmp_path):
+    from emofusion.captioning import parse_args as parse_caption
+    from emofusion.training import parse_args as parse_train
+
+    config = tmp_path / "caption.yaml"
+    config.write_text("dataset: emotic\nhub_private: false\n")
+    cases = [["--dataset", "emotic"], ["--dataset", "emotic", "--no_hub_private"]]
+    cases += [["--dataset", "emotic", "--no-hub-private"], [str(config)], [str(config), "--hub_private"]]
+    got = [parse_caption(argv).hub_private for argv in cases]
+    assert got == [True, False, False, False, True]
+    base = ["--dataset", "emotic", "--model_name_or_path", "m", "--output_dir", str(tmp_path / "out")]
+    assert parse_train(base)[2].dataloader_pin_memory is True
+    assert parse_train([*base, "--no-dataloader-pin-memory"])[2].dataloader_pin_memory is False
