@@ -21,6 +21,7 @@ from pathlib import Path
 
 
 REPO = Path(__file__).resolve().parents[1]
+HEAVY = ("torch", "transformers", "datasets", "modeling_emofusion")
 
 
 def commands() -> dict[str, list[str]]:
@@ -33,16 +34,19 @@ def commands() -> dict[str, list[str]]:
         "emofusion predict --help": [*emofusion, "predict", "--help"],
         "emofusion demo --help": [*emofusion, "demo", "--help"],
         "emofusion convert --help": [*emofusion, "convert", "--help"],
+        # These two may import transformers' TrainingArguments / HfArgumentParser, and no more.
+        "emofusion train --help": [*emofusion, "train", "--help"],
+        "emofusion caption --help": [*emofusion, "caption", "--help"],
         'python -c "import torch"': [sys.executable, "-c", "import torch"],
     }
 
 
 def heavy_imports(command: list[str], env: dict) -> list[str]:
-    """Which of torch / transformers the command imports (from `python -X importtime`)."""
+    """Which of torch / transformers / datasets / the model code the command imports (`python -X importtime`)."""
     timed = command if command[0] == sys.executable else [sys.executable, *command]  # the script is Python
     run = subprocess.run([timed[0], "-X", "importtime", *timed[1:]], env=env, capture_output=True, text=True)
     imported = {line.rsplit("|", 1)[-1].strip() for line in run.stderr.splitlines() if line.startswith("import time")}
-    return [name for name in ("torch", "transformers") if name in imported]
+    return [name for name in HEAVY if name in imported]
 
 
 def main() -> None:
@@ -62,11 +66,11 @@ def main() -> None:
             times[name].append(time.perf_counter() - start)
     torch_s = statistics.median(times['python -c "import torch"'])
     print(f"code: {args.repo}; {args.repeats} rounds, median wall time per command")
-    print("| command | median s | / import torch | imports torch, transformers |")
+    print(f"| command | median s | / import torch | imports ({', '.join(HEAVY)}) |")
     print("|---|---|---|---|")
     for name, command in todo.items():
         median = statistics.median(times[name])
-        heavy = ", ".join(heavy_imports(command, env)) or "neither"
+        heavy = ", ".join(heavy_imports(command, env)) or "none"
         print(f"| `{name}` | {median:.3f} | {median / torch_s:.2f} | {heavy} |")
 
 

@@ -46,10 +46,17 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         sys.stderr.write(f"emofusion: unknown command {name!r}\n\n{_usage()}\n")
         return 2
+    import functools
+    import inspect
+
     from .errors import run_main
 
-    module = importlib.import_module(COMMANDS[name][0])
-    return run_main(f"emofusion {name}", module.main, rest)
+    prog = f"emofusion {name}"
+    command = importlib.import_module(COMMANDS[name][0]).main
+    if "prog" in inspect.signature(command).parameters:
+        # Commands that also run as scripts (train.py, caption.py) name the program they are run as.
+        command = functools.partial(command, prog=prog)
+    return run_main(prog, command, rest)
 
 
 if __name__ == "__main__":

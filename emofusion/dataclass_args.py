@@ -37,6 +37,18 @@ def string_to_bool(value) -> bool:
     raise argparse.ArgumentTypeError(f"expected one of yes/no, true/false, t/f, y/n, 1/0, got {value!r}")
 
 
+def turn_off_help(flag: str, help_text: str | None) -> str:
+    """The help of `--no_<flag>`, worded from the help of `--<flag>`.
+
+    >>> turn_off_help("hub_private", "Create the Hub repo as private.")
+    'Turn off --hub_private, which is on by default and means: create the Hub repo as private.'
+    """
+    text = (help_text or "").strip().rstrip(".")
+    if len(text) > 1 and text[0].isupper() and text[1].islower():
+        text = text[0].lower() + text[1:]
+    return f"Turn off --{flag}, which is on by default" + (f" and means: {text}." if text else ".")
+
+
 def _without_none(annotation):
     # Optional[X] / X | None -> X; other unions are not options a command line can hold.
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
@@ -79,7 +91,7 @@ class DataclassArgumentParser(argparse.ArgumentParser):
             # After the option itself: both write the same destination, and the first sets the default.
             no_names = [f"--no_{f.name}"] + ([f"--no-{f.name.replace('_', '-')}"] if "_" in f.name else [])
             self.add_argument(
-                *no_names, action="store_false", dest=f.name, help=f"Turn off --{f.name} (on by default)."
+                *no_names, action="store_false", dest=f.name, help=turn_off_help(f.name, kwargs.get("help"))
             )
 
     def _build(self, values: dict) -> tuple:

@@ -2,11 +2,14 @@
 
     emofusion predict photo.jpg --model path/or/hub-id --bbox 40,30,200,380 --description "..."
     emofusion predict photo.jpg --model path/or/hub-id --detect --save-annotated annotated.png
+    emofusion predict photo.jpg --model path/or/hub-id --describer llava-hf/llava-1.5-7b-hf --top-k 5 -o out.json
 
 Several `--bbox` (each with its own `--description`, in the same order) classify several people.
-Without a description, the model's recorded VLLM writes one (see the model's config). Without a
-box, `--detect` finds every person with an object-detection model; otherwise the whole picture
-is the subject.
+Without a description, the model's recorded VLLM writes one (see the model's config), or the VLLM
+`--describer` names, asked the model's recorded prompt. Without a box, `--detect` finds every
+person with an object-detection model; otherwise the whole picture is the subject. The JSON
+(stdout, or `-o FILE`) has one line per score; `--top-k K` keeps the K best. The installed
+emofusion code runs, not the copy saved in the checkpoint (`modeling_emofusion.load_pipeline`).
 
 Pictures of any size: a large JPEG is decoded at reduced scale and every picture is downscaled to
 the model's working size before the box is drawn; boxes in and out are in the photo's pixels, and
@@ -24,6 +27,9 @@ import sys
 from .errors import EmofusionError, UsageError
 
 
+DEFAULT_TOP_K = 3  # emotions written per person on the annotated photo
+
+
 def _box(text: str) -> list[float]:
     parts = text.split(",")
     try:
@@ -35,34 +41,96 @@ def _box(text: str) -> list[float]:
     return box
 
 
+def _add(parser, *names: str, **kwargs) -> None:
+    """An option under its dashed and its underscored spelling (`--save-annotated`, `--save_annotated`),
+    as HfArgumentParser gives the other commands' options."""
+    spellings = []
+    for name in names:
+        spellings.append(name)
+        if name.startswith("--") and "-" in name[2:]:
+            spellings.append("--" + name[2:].replace("-", "_"))
+    parser.add_argument(*spellings, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="emofusion predict", description="Recognise the emotion of the person(s) in a photo, in context."
+        prog="emofusion predict",
+        description="Recognise the emotion of the person(s) in a photo, in context.",
+        epilog="Every option takes both spellings: --save-annotated or --save_annotated.",
     )
     parser.add_argument("image", help="path or URL of the photo")
-    parser.add_argument("--model", required=True, help="a trained emofusion checkpoint: a folder or a Hub model id")
-    parser.add_argument("--revision", default=None, help="the Hub revision of --model")
-    parser.add_argument(
-        "--bbox", type=_box, action="append", default=None, metavar="X1,Y1,X2,Y2",
+    _add(parser, "--model", required=True, help="a trained emofusion checkpoint: a folder or a Hub model id")
+    _add(parser, "--revision", default=None, help="the Hub revision of --model")
+    _add(
+        parser, "--bbox", type=_box, action="append", default=None, metavar="X1,Y1,X2,Y2",
         help="a subject's box in pixels; repeat for several people",
     )  # fmt: skip
-    parser.add_argument(
-        "--description", action="append", default=None, metavar="TEXT",
+    _add(
+        parser, "--description", action="append", default=None, metavar="TEXT",
         help="the subject's context description (one per --bbox, in order); generated when left out",
     )  # fmt: skip
-    parser.add_argument("--detect", action="store_true", help="find every person with an object detector")
-    parser.add_argument("--detector", default=None, help="object-detection model id or folder (hustvl/yolos-tiny)")
-    parser.add_argument("--person-label", default="person", help="the detector's class name for people")
-    parser.add_argument("--detection-threshold", type=float, default=0.5, help="detector score threshold")
-    parser.add_argument("--save-annotated", default=None, metavar="OUT.png", help="write the annotated photo")
-    parser.add_argument("--top-k", type=int, default=3, help="emotions written per person on the annotated photo")
-    parser.add_argument("--device", default=None, help="e.g. cpu, cuda:0 (default: the first GPU, else CPU)")
-    parser.add_argument(
-        "--max-image-pixels", type=int, default=None, metavar="N",
+    _add(
+        parser, "--describer", default=None, metavar="MODEL_ID",
+        help="generate the missing descriptions with this image-text-to-text model (a Hub id or folder, e.g. "
+        "llava-hf/llava-1.5-7b-hf), asked the model's recorded prompt; default: the VLLM the model records",
+    )  # fmt: skip
+    _add(parser, "--detect", action="store_true", help="find every person with an object detector")
+    _add(parser, "--detector", default=None, help="object-detection model id or folder (hustvl/yolos-tiny)")
+    _add(parser, "--person-label", default="person", help="the detector's class name for people")
+    _add(parser, "--detection-threshold", type=float, default=0.5, help="detector score threshold")
+    _add(parser, "-o", "--output", default=None, metavar="FILE", help="write the JSON to FILE instead of stdout")
+    _add(parser, "--save-annotated", default=None, metavar="OUT.png", help="write the annotated photo")
+    _add(
+        parser, "--top-k", type=int, default=None, metavar="K",
+        help="the K best emotions per person, in the JSON and on the annotated photo "
+        f"(default: every score in the JSON, {DEFAULT_TOP_K} on the photo)",
+    )  # fmt: skip
+    _add(parser, "--device", default=None, help="e.g. cpu, cuda:0 (default: the first GPU, else CPU)")
+    _add(
+        parser, "--max-image-pixels", type=int, default=None, metavar="N",
         help="refuse pictures over N pixels (PIL's decompression-bomb guard; default 2 x PIL.Image.MAX_IMAGE_PIXELS, "
         "about 179 million); 0 allows any size",
     )  # fmt: skip
     return parser
+
+
+def format_report(report) -> str:
+    """`report` as indented JSON in which every list or object of plain values (a score entry
+    `{"label": ..., "score": ...}`, a box, the labels, the VAD) is one line."""
+    flat: dict[str, str] = {}
+
+    def fold(value):
+        if isinstance(value, dict):
+            if value and all(not isinstance(v, (dict, list)) for v in value.values()):
+                return hold(value)
+            return {key: fold(v) for key, v in value.items()}
+        if isinstance(value, list):
+            if value and all(not isinstance(v, (dict, list)) for v in value):
+                return hold(value)
+            return [fold(v) for v in value]
+        return value
+
+    def hold(value) -> str:
+        # A NUL in a placeholder cannot come from a description: json escapes it in the text itself.
+        key = f"\0{len(flat)}\0"
+        flat[json.dumps(key)] = json.dumps(value, ensure_ascii=False)
+        return key
+
+    text = json.dumps(fold(report), indent=2, ensure_ascii=False)
+    for key, value in flat.items():
+        text = text.replace(key, value, 1)
+    return text
+
+
+def check_output_file(path: str) -> None:
+    """`-o` must name a file in a folder that exists (checked before any work is done)."""
+    import os
+
+    if os.path.isdir(path):
+        raise UsageError(f"-o {path!r} is a folder; expected a file name such as predictions.json.")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UsageError(f"-o {path!r}: the folder {folder} does not exist.")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,6 +142,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{len(args.bbox)} --bbox but {len(args.description)} --description: "
             "give one description per box, in the same order."
         )
+    if args.top_k is not None and args.top_k < 1:
+        raise UsageError(f"--top-k {args.top_k}: expected a number of emotions, at least 1.")
+    if args.output:
+        check_output_file(args.output)
     if args.save_annotated:
         check_output_picture(args.save_annotated)
     if args.max_image_pixels is not None:
@@ -84,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     # Heavy imports only once the arguments are known to be fine.
     from transformers import pipeline
 
-    from modeling_emofusion import EmotionInContextPipeline
+    from modeling_emofusion import load_pipeline
     from modeling_emofusion.pipeline_emofusion import DEFAULT_DETECTOR, load_picture
 
     from .annotate import draw_predictions
@@ -92,14 +164,11 @@ def main(argv: list[str] | None = None) -> int:
 
     device = resolve_device(args.device)
     with hub_errors(args.model, what="--model"):
-        # The installed pipeline code is used (pipeline_class), so a local checkpoint needs no remote code.
-        pipe = pipeline(
-            "emotion-in-context",
-            model=args.model,
-            revision=args.revision,
-            pipeline_class=EmotionInContextPipeline,
-            device=device,
-        )
+        # The installed pipeline, model and processor code, not the checkpoint's saved copy: no remote code.
+        pipe = load_pipeline(args.model, revision=args.revision, device=device)
+    describer = None
+    if pipe.model.config.modality != "vision" and not args.description:
+        describer = load_describer(pipe, args)
     detector = None
     if args.detect:
         name = args.detector or DEFAULT_DETECTOR
@@ -119,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         detector=detector,
         person_label=args.person_label,
         detection_threshold=args.detection_threshold,
+        describer=describer,
     )
     report = {"image": args.image, "model": args.model, "subjects": subjects}
     if args.save_annotated:
@@ -126,12 +196,45 @@ def main(argv: list[str] | None = None) -> int:
         picture = load_picture(image, min_side=pipe.working_side)
         shown = [{**subject, "bbox": picture.to_working(subject["bbox"])} for subject in subjects]
         try:
-            draw_predictions(picture.image, shown, top_k=args.top_k).save(args.save_annotated)
+            draw_predictions(picture.image, shown, top_k=args.top_k or DEFAULT_TOP_K).save(args.save_annotated)
         except (OSError, ValueError) as error:  # a folder, an unknown extension, a read-only place
             raise EmofusionError(f"--save-annotated {args.save_annotated!r}: cannot write it ({error}).") from error
         report["annotated"] = args.save_annotated
-    sys.stdout.write(json.dumps(report, indent=2) + "\n")
+    if args.top_k is not None:
+        # "labels" (above the thresholds) stays whole; "scores" keeps the K best (they are sorted).
+        report["subjects"] = [{**subject, "scores": subject["scores"][: args.top_k]} for subject in subjects]
+    text = format_report(report) + "\n"
+    if args.output:
+        try:
+            with open(args.output, "w", encoding="utf-8") as file:
+                file.write(text)
+        except OSError as error:
+            raise EmofusionError(f"-o {args.output!r}: cannot write it ({error}).") from error
+    else:
+        sys.stdout.write(text)
     return 0
+
+
+def load_describer(pipe, args):
+    """The VLLM that writes the missing descriptions: `--describer`, else the model's recorded one (loaded
+    by the pipeline when first needed); without either, a usage error naming the flags."""
+    from .hub_errors import hub_errors
+
+    if args.describer:
+        with hub_errors(args.describer, what="--describer"):
+            try:
+                return pipe.load_describer(args.describer, where="--describer")
+            except ValueError as error:  # the model cannot be loaded (the pipeline's words speak Python)
+                cause = error.__cause__ or error
+                raise EmofusionError(f"--describer {args.describer}: cannot be loaded: {cause}") from error
+    if not pipe.model.config.description_model:
+        raise UsageError(
+            f"no --description given, and the model {args.model} records no description model to write one: "
+            "pass --description TEXT (the person in context, e.g. from `emofusion caption`; one per --bbox) "
+            "or --describer MODEL_ID (an image-text-to-text model such as llava-hf/llava-1.5-7b-hf, asked the "
+            "model's recorded prompt)."
+        )
+    return None
 
 
 def check_output_picture(path: str) -> None:

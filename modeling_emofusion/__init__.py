@@ -43,7 +43,12 @@ def _register_auto_classes() -> None:
 _register_auto_classes()
 
 # The "emotion-in-context" pipeline task (guarded inside: registering again is a no-op).
-from .pipeline_emofusion import EmotionInContextPipeline, register_pipeline, save_pipeline_files  # noqa: E402
+from .pipeline_emofusion import (  # noqa: E402
+    EmotionInContextPipeline,
+    load_pipeline,
+    register_pipeline,
+    save_pipeline_files,
+)
 
 
 register_pipeline()
@@ -65,6 +70,7 @@ __all__ = [
     "EmotionInContextPipeline",
     "clip_box",
     "id2label_for",
+    "load_pipeline",
     "mark_subject",
     "save_pipeline_files",
     "task_info",

@@ -149,7 +149,9 @@ class EmotionInContextPipeline(ChunkPipeline):
     Example:
 
     ```python
-    >>> from transformers import pipeline
+    >>> from modeling_emofusion import load_pipeline  # emofusion installed: its own code runs
+    >>> pipe = load_pipeline("path/to/checkpoint")  # doctest: +SKIP
+    >>> from transformers import pipeline  # emofusion not installed: the checkpoint's copy of this code runs
     >>> pipe = pipeline("emotion-in-context", model="path/to/checkpoint", trust_remote_code=True)  # doctest: +SKIP
     >>> pipe("photo.jpg", bbox=[40, 30, 200, 380], description="The person in the red box smiles")  # doctest: +SKIP
     [{'bbox': [40.0, 30.0, 200.0, 380.0], 'labels': ['Happiness', ...], 'scores': [...], ...}]
@@ -158,8 +160,9 @@ class EmotionInContextPipeline(ChunkPipeline):
 
     Pipeline options: `detect` (bool), `detector` (model id, path or object-detection pipeline;
     default `hustvl/yolos-tiny`), `person_label` ("person"), `detection_threshold` (0.5),
-    `describer` (anything with the `TransformersDescriber` interface, to override the recorded
-    VLLM), `timeout` (seconds, for URLs).
+    `describer` (a VLLM's model id or folder, or anything with the `TransformersDescriber`
+    interface, to override the recorded VLLM; the recorded prompt and generation settings are
+    kept), `timeout` (seconds, for URLs).
     """
 
     _load_processor = True
@@ -449,9 +452,11 @@ class EmotionInContextPipeline(ChunkPipeline):
             subject["description_source"] = "generated"
 
     def _get_describer(self, describer, where: str):
-        if describer is not None:
+        if describer is not None and not isinstance(describer, (str, os.PathLike)):
             return describer
         config = self.model.config
+        if describer is not None:
+            return self.load_describer(os.fspath(describer), where=where)
         if not config.description_model:
             # e.g. trained on descriptions from elsewhere (config.description_provenance): no VLLM to run again.
             provenance = config.description_provenance
@@ -459,27 +464,42 @@ class EmotionInContextPipeline(ChunkPipeline):
                 f"{where}: no description given, and this model's config records no description model "
                 f"({f'its training descriptions: {provenance}' if provenance else 'config.description_model is None'})"
                 ", so none can be generated. Pass description='...' (emofusion predict: --description TEXT), a text "
-                "describing the person in context, or describer=TransformersDescriber(...) to generate one."
+                "describing the person in context, or describer='MODEL_ID' (emofusion predict: --describer MODEL_ID; "
+                "an image-text-to-text model such as llava-hf/llava-1.5-7b-hf) to generate one."
             )
-        key = (config.description_model, config.description_revision)
+        return self.load_describer(config.description_model, config.description_revision, where=where)
+
+    def load_describer(self, model_id_or_path: str, revision: str | None = None, where: str | None = None):
+        """The VLLM `model_id_or_path` as a `TransformersDescriber` (loaded once, then reused).
+
+        It shows the subject with the model's marking and generates with the settings recorded in
+        the model's config; the prompt is the recorded one too (see `_fill_descriptions`), so
+        another VLLM than the recorded one asks exactly what the training descriptions answered.
+        """
+        key = (model_id_or_path, revision)
         if key not in self._describers:
             from .describing import TransformersDescriber
 
-            logger.info(f"Loading the description model {config.description_model!r} recorded in the config.")
+            config = self.model.config
+            recorded = model_id_or_path == config.description_model
+            logger.info(
+                f"Loading the description model {model_id_or_path!r}"
+                + (" recorded in the config." if recorded else ".")
+            )
             try:
-                with hub_access(config.description_model, what="description model"):
+                with hub_access(model_id_or_path, what="description model"):
                     self._describers[key] = TransformersDescriber.from_pretrained(
-                        config.description_model,
-                        revision=config.description_revision,
+                        model_id_or_path,
+                        revision=revision,
                         device=self.device,
                         marking=config.marking,
                         **(config.description_generation or {}),
                     )
             except OSError as error:
+                which = "recorded in the config " if recorded else ""
                 raise ValueError(
-                    f"{where}: no description given, and the description model recorded in the config "
-                    f"({config.description_model!r}, revision {config.description_revision!r}) cannot be loaded: "
-                    f"{error}. Pass description='...', or describer=TransformersDescriber(...)."
+                    f"{where or model_id_or_path}: the description model {which}({model_id_or_path!r}, revision "
+                    f"{revision!r}) cannot be loaded: {error}. Pass description='...', or describer='MODEL_ID'."
                 ) from error
         return self._describers[key]
 
@@ -543,6 +563,35 @@ class EmotionInContextPipeline(ChunkPipeline):
         save_pipeline_files(save_directory, self.model.config)
         self.model.save_pretrained(save_directory, **kwargs)
         self.processor.save_pretrained(save_directory, **kwargs)
+
+
+def load_pipeline(model, **kwargs) -> EmotionInContextPipeline:
+    """The "emotion-in-context" pipeline of a checkpoint (folder or Hub id), run by the installed code.
+
+    A saved checkpoint names its own copy of this file under `custom_pipelines` in its config,
+    which `pipeline(TASK, model=...)` runs only with `trust_remote_code=True`; and a checkpoint
+    saved by an older emofusion would run that older code. Passing the installed class as
+    `pipeline_class` (transformers' documented way to choose the class) uses the installed
+    pipeline, model and processor classes instead, with no remote code:
+
+    >>> pipe = load_pipeline("path/to/checkpoint", device=0)  # doctest: +SKIP
+    >>> # the same as
+    >>> pipe = pipeline("emotion-in-context", model="path/to/checkpoint", pipeline_class=EmotionInContextPipeline,
+    ...                 device=0)  # doctest: +SKIP
+
+    `kwargs` go to `transformers.pipeline` (`revision`, `device`, `dtype`, `token`, ...). Where
+    emofusion is not installed, `pipeline(TASK, model=..., trust_remote_code=True)` loads the
+    checkpoint's own copy.
+    """
+    from transformers import pipeline
+
+    if kwargs.get("trust_remote_code"):
+        raise ValueError(
+            "load_pipeline runs the installed emofusion code; for the checkpoint's saved copy use "
+            "transformers.pipeline('emotion-in-context', model=..., trust_remote_code=True)."
+        )
+    kwargs.pop("trust_remote_code", None)
+    return pipeline(TASK, model=model, pipeline_class=EmotionInContextPipeline, **kwargs)
 
 
 def register_pipeline() -> None:

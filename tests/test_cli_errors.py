@@ -115,7 +115,9 @@ def test_without_network_fails_fast_naming_the_repo(files, tmp_path):
     """No network and HF_HUB_OFFLINE unset: one probe, then the cache; no 25 s of retries, the repo id named."""
     drop = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
     env = {"HF_ENDPOINT": CLOSED_PORT, "HF_HOME": str(tmp_path / "empty-cache")}
-    result = emofusion("predict", "photo.png", "--model", "fusion", "--detect", cwd=files, env_update=env, drop=drop)
+    # (With a description: without one, this model, which records no VLLM, is refused before the detector loads.)
+    args = ["predict", "photo.png", "--model", "fusion", "--detect", "--description", "x"]
+    result = emofusion(*args, cwd=files, env_update=env, drop=drop)
     line = error_line(result, 1)
     assert "'hustvl/yolos-tiny'" in line and "not in the local cache" in line and CLOSED_PORT in line
     assert "HF_HUB_OFFLINE=1" in line and "local folder" in line

@@ -76,8 +76,10 @@ def test_predict_errors(files, capsys):
     assert "x1,y1,x2,y2" in capsys.readouterr().err
     assert predict(str(photo), "--model", str(root / "fusion"), "--bbox", "300,300,400,400", "--description", "x") == 1
     assert "wholly outside the 160x120 image" in capsys.readouterr().err
-    assert predict(str(photo), "--model", str(root / "fusion"), "--bbox", "10,10,70,110") == 1
-    assert "description_model is None" in capsys.readouterr().err
+    # No description and none recorded to write one: the flags to give, as a usage error.
+    assert predict(str(photo), "--model", str(root / "fusion"), "--bbox", "10,10,70,110") == 2
+    err = capsys.readouterr().err
+    assert "--description TEXT" in err and "--describer MODEL_ID" in err
     fusion = [str(photo), "--model", str(root / "fusion")]
     assert predict(*fusion, "--bbox", "1,1,9,9", "--detect") == 2  # boxes or detection, not both
     assert predict(*fusion, "--bbox", "1,1,9,9", "--description", "a", "--description", "b") == 2

@@ -1,4 +1,9 @@
-"""The arguments of caption.py, parsed by HfArgumentParser (from the command line, a .json/.yaml file or both)."""
+"""The arguments of caption.py, parsed by HfArgumentParser (from the command line, a .json/.yaml file or both).
+
+Nothing of the model code is imported here, so that `caption.py --help` answers at once: the
+label and marking tables come from their light copy in `dataset_scripts.labels`, and the
+paper's prompt is read from `modeling_emofusion.describing` only when it is used.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from modeling_emofusion.describing import DEFAULT_GENERATION, DEFAULT_PROMPT_TEMPLATE
-from modeling_emofusion.labels import TASKS
-from modeling_emofusion.marking import MARKING_MODES
+from dataset_scripts.labels import MARKING_MODES, TASKS
 
 
 BACKENDS = ("transformers", "vllm")
@@ -17,6 +20,8 @@ DEFAULT_MODEL = "llava-hf/llava-1.5-13b-hf"  # the paper's LLaVA-1.5 13B; llava-
 FRAME_CHOICES = ("middle", "first", "last")
 # datasets' rule for split names, which also keeps them safe inside file names.
 SPLIT_NAME = re.compile(r"^\w+(\.\w+)*$")
+# modeling_emofusion.describing.DEFAULT_GENERATION["max_new_tokens"] (a test keeps the two equal).
+DEFAULT_MAX_NEW_TOKENS = 384
 
 
 @dataclass
@@ -44,7 +49,7 @@ class CaptionArguments:
         metadata={"help": "transformers (default) or vllm (optional extra, one process).", "choices": list(BACKENDS)},
     )
     batch_size: int = field(default=8, metadata={"help": "Subjects a generate call (vLLM: a request batch)."})
-    max_new_tokens: int = field(default=DEFAULT_GENERATION["max_new_tokens"], metadata={"help": "Token budget."})
+    max_new_tokens: int = field(default=DEFAULT_MAX_NEW_TOKENS, metadata={"help": "Token budget."})
     generation_kwargs: str | None = field(
         default=None,
         metadata={"help": "More generation settings as JSON, e.g. '{\"repetition_penalty\": 1.1}'. Greedy otherwise."},
@@ -85,7 +90,7 @@ class CaptionArguments:
     )
     rows_per_shard: int = field(default=10_000, metadata={"help": "Rows a Parquet file of the final set."})
     push_to_hub: str | None = field(default=None, metadata={"help": "Publish the set to this Hub dataset repo."})
-    hub_private: bool = field(default=True, metadata={"help": "Create the Hub repo as private."})
+    hub_private: bool = field(default=True, metadata={"help": "Create the Hub repo as private (with --push_to_hub)."})
     seed: int = field(default=0, metadata={"help": "Seed, for sampling settings."})
 
     def __post_init__(self):
@@ -120,11 +125,15 @@ class CaptionArguments:
 
     def generation(self) -> dict:
         """The generation settings: greedy, `--max_new_tokens`, then `--generation_kwargs`."""
+        from modeling_emofusion.describing import DEFAULT_GENERATION
+
         return {**DEFAULT_GENERATION, "max_new_tokens": self.max_new_tokens, **self.generation_overrides()}
 
     def template(self) -> str:
         """The prompt template: `--prompt_template` (its file's text if it names a file), else the paper's."""
         if self.prompt_template is None:
+            from modeling_emofusion.describing import DEFAULT_PROMPT_TEMPLATE
+
             return DEFAULT_PROMPT_TEMPLATE
         if os.path.isfile(self.prompt_template):
             with open(self.prompt_template, encoding="utf-8") as handle:

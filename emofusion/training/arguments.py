@@ -16,16 +16,27 @@ import json
 import sys
 from dataclasses import dataclass, field
 
-from transformers import HfArgumentParser, TrainingArguments
+from transformers import TrainingArguments
 
-from modeling_emofusion.labels import TASKS
+# The light copy of the label tables: `train.py --help` imports no model code.
+from dataset_scripts.labels import TASKS
 
 from ..config_file import CONFIG_FILE_HELP, parse_with_config_file
+from ..script_parser import ScriptArgumentParser
 
 
 MODALITIES = ("fusion", "vision", "text")
 CALIBRATION_MODES = ("auto", "always", "never")
 CACHE_DTYPES = ("float32", "float16", "bfloat16")
+# The Trainer's options `--help` shows (`--help-all` shows all of them): the ones a run usually sets.
+COMMON_TRAINER_OPTIONS = (
+    "output_dir", "do_train", "do_eval", "do_predict", "num_train_epochs", "max_steps", "learning_rate",
+    "weight_decay", "warmup_steps", "lr_scheduler_type", "per_device_train_batch_size", "per_device_eval_batch_size",
+    "gradient_accumulation_steps", "activation_checkpointing", "bf16", "fp16", "seed", "eval_strategy", "eval_steps",
+    "save_strategy", "save_steps", "save_total_limit", "load_best_model_at_end", "metric_for_best_model",
+    "logging_steps", "log_level", "report_to", "run_name", "resume_from_checkpoint", "dataloader_num_workers",
+    "push_to_hub", "hub_model_id", "hub_private_repo", "hub_strategy",
+)  # fmt: skip
 
 
 @dataclass
@@ -205,14 +216,32 @@ class DataArguments:
         return json.loads(self.dataset_options)
 
 
-def parse_args(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
+def build_parser(prog: str | None = None) -> ScriptArgumentParser:
+    """The parser of train.py: the project's options first, then the Trainer's (`--help-all` lists every one)."""
+    return ScriptArgumentParser(
+        (ModelArguments, DataArguments, TrainingArguments),
+        headings={
+            ModelArguments: "Model options",
+            DataArguments: "Data options",
+            TrainingArguments: "Trainer options (transformers.TrainingArguments)",
+        },
+        brief_help={TrainingArguments: COMMON_TRAINER_OPTIONS},
+        prog=prog,
+        description="Stage 2: train and evaluate the fusion model (image + description -> emotions).",
+        epilog=CONFIG_FILE_HELP,
+    )
+
+
+def parse_args(
+    argv: list[str] | None = None, prog: str | None = None
+) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
     """Parse the three argument groups from `argv` (default: the command line), which may start with a
-    `.json` / `.yaml` file holding them; flags after the file override its values.
+    `.json` / `.yaml` file holding them; flags after the file override its values. `prog` names the
+    program in `--help` and errors (default: the script's file name).
 
     >>> model_args, data_args, training_args = parse_args(
     ...     ["--model_name_or_path", "ckpt", "--dataset", "emotic", "--output_dir", "/tmp/out"])
     >>> data_args.dataset, training_args.output_dir
     ('emotic', '/tmp/out')
     """
-    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments), epilog=CONFIG_FILE_HELP)
-    return parse_with_config_file(parser, sys.argv[1:] if argv is None else argv)
+    return parse_with_config_file(build_parser(prog), sys.argv[1:] if argv is None else argv)

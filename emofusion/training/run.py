@@ -363,11 +363,15 @@ def run_training(
 
 def main(argv: list[str] | None = None) -> int:
     """`python train.py ...` / `emofusion train ...`: parse the arguments and run."""
-    model_args, data_args, training_args = parse_args(argv)
+    return run_parsed(*parse_args(argv))
+
+
+def run_parsed(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments) -> int:
+    """The run of `main`, from arguments already parsed."""
     setup_logging(training_args)
     logger.info("Training/evaluation parameters %s", training_args)
     run_training(model_args, data_args, training_args)
     return 0
 
 
-__all__ = ["IGNORE_KEYS", "main", "run_training"]
+__all__ = ["IGNORE_KEYS", "main", "run_parsed", "run_training"]
