@@ -284,7 +284,7 @@ def read_synthetic_marker(data_dir) -> dict | None:
     except json.JSONDecodeError as error:
         raise ValueError(f"{path}: not valid JSON ({error}); write_synthetic_emotic writes this file.") from None
     if not isinstance(marker, dict) or not marker.get("synthetic"):
-        raise ValueError(f"{path}: expected a JSON object with \"synthetic\": true, got {marker!r}.")
+        raise ValueError(f'{path}: expected a JSON object with "synthetic": true, got {marker!r}.')
     return marker
 
 
