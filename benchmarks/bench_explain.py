@@ -34,6 +34,7 @@ import torch
 NEUTRAL_WORD = "standing"
 DEPENDS_DROP = 0.25
 
+
 def cue_patch(bbox) -> tuple[float, float, float, float]:
     """The subject's coloured patch, as `emofusion.synthetic._draw_person` draws it."""
     x1, y1, x2, y2 = bbox

@@ -101,7 +101,7 @@ def grid_to_pixels(grid: np.ndarray, view: PictureView) -> np.ndarray:
         working = nn.functional.interpolate(grid_t, size=(height, width), mode="bilinear", align_corners=False)
     if tuple(view.original_size) != (width, height):
         original_w, original_h = view.original_size
-        working = nn.functional.interpolate(working, size=(original_h, original_w), mode="bilinear", align_corners=False)
+        working = nn.functional.interpolate(working, size=(original_h, original_w), mode="bilinear")
     return working[0, 0].clamp(min=0).numpy()
 
 
@@ -291,3 +291,93 @@ def explain_subject(
             entry["words"], entry["word_attributions"] = words, word_scores
         explanations.append(entry)
     return explanations
+
+
+# -- the pipeline's side -----------------------------------------------------------------------------
+
+
+def picture_views(picture, subject: dict, marking: str) -> list[PictureView]:
+    """The `PictureView`s of one pipeline subject: its picture (a `ModelPicture`), or its clip's frames."""
+    crop = marking == "crop"
+    if picture is not None:
+        box = subject.get("model_bbox")
+        return [PictureView(picture.image.size, picture.original_size, box if crop else None)]
+    return [
+        PictureView(frame.size, tuple(size), box if crop else None)
+        for frame, size, box in zip(subject["frames"], subject["frame_sizes"], subject["frame_boxes"])
+    ]
+
+
+def labels_to_explain(config, logits: torch.Tensor, requested=None) -> list[int]:
+    """Label ids to explain for one subject: `requested` (names or ids), else the predicted labels.
+
+    Predicted as the pipeline predicts (thresholds for multi-label models, arg-max otherwise); a multi-label
+    subject with no label above its threshold gets its best-scored label explained.
+    """
+    if requested is not None:
+        requested = [requested] if isinstance(requested, (str, int)) else list(requested)
+        label2id = {name: int(i) for i, name in config.id2label.items()}
+        ids = []
+        for label in requested:
+            if isinstance(label, int) and 0 <= label < config.num_labels:
+                ids.append(label)
+            elif label in label2id:
+                ids.append(label2id[label])
+            else:
+                raise ValueError(
+                    f"explain_labels: {label!r} is not one of this model's labels ({sorted(label2id)[:8]}...)."
+                )
+        return ids
+    logits = logits.float()
+    if config.problem_type == "single_label_classification":
+        return [int(torch.argmax(logits))]
+    thresholds = config.decision_thresholds or [0.5] * config.num_labels
+    probs = torch.sigmoid(logits)
+    ids = [i for i in range(config.num_labels) if float(probs[i]) >= thresholds[i]]
+    ids.sort(key=lambda i: float(probs[i]), reverse=True)
+    return ids or [int(torch.argmax(probs))]
+
+
+def explain_pipeline_batch(model, processor, model_inputs: dict, logits: torch.Tensor, subject, requested=None):
+    """The pipeline's `_forward` explanation step: per batch row (one subject each), `explain_subject`'s list.
+
+    `subject` is one subject dict (batch of one, as the pipeline passes it) or a list of them (batched);
+    the result has the same shape. A subject's `explain_views` (`picture_views`) places its maps.
+    """
+    subjects = [subject] if isinstance(subject, dict) else list(subject)
+    results = []
+    for row, item in enumerate(subjects):
+        if item.get("placeholder"):
+            results.append([])
+            continue
+        inputs = {k: v[row : row + 1] for k, v in model_inputs.items() if isinstance(v, torch.Tensor)}
+        if inputs.get("attention_mask") is not None:
+            # Batched rows are padded to the longest description: explain this one at its own length.
+            length = int(inputs["attention_mask"][0].sum())
+            inputs["input_ids"], inputs["attention_mask"] = (
+                inputs["input_ids"][:, :length],
+                inputs["attention_mask"][:, :length],
+            )
+        ids = labels_to_explain(model.config, logits[row], requested)
+        tokenizer = getattr(processor, "tokenizer", None)
+        results.append(
+            explain_subject(model, inputs, ids, item.get("explain_views"), tokenizer, item.get("description"))
+        )
+    return results[0] if isinstance(subject, dict) else results
+
+
+def explanation_entries(config, explanations: list[dict], scores: Sequence[float]) -> list[dict]:
+    """`explain_subject`'s output as the pipeline reports it: label names, scores, one heatmap (list per clip)."""
+    entries = []
+    for entry in explanations:
+        heatmaps = entry["heatmaps"]
+        entries.append(
+            {
+                "label": config.id2label[entry["label_id"]],
+                "score": float(scores[entry["label_id"]]),
+                "heatmap": None if heatmaps is None else (heatmaps if entry.get("clip") else heatmaps[0]),
+                "words": entry["words"],
+                "word_attributions": entry["word_attributions"],
+            }
+        )
+    return entries
