@@ -360,9 +360,11 @@ def explain_pipeline_batch(model, processor, model_inputs: dict, logits: torch.T
             )
         ids = labels_to_explain(model.config, logits[row], requested)
         tokenizer = getattr(processor, "tokenizer", None)
-        results.append(
-            explain_subject(model, inputs, ids, item.get("explain_views"), tokenizer, item.get("description"))
-        )
+        explained = explain_subject(model, inputs, ids, item.get("explain_views"), tokenizer, item.get("description"))
+        is_clip = "pixel_values" in inputs and inputs["pixel_values"].dim() == 5
+        for entry in explained:
+            entry["clip"] = is_clip
+        results.append(explained)
     return results[0] if isinstance(subject, dict) else results
 
 
