@@ -189,7 +189,7 @@ def token_attributions(model, inputs: dict, label_ids: Sequence[int], n_steps: i
     # [CLS] and [SEP] (first and last real token) stay; everything between becomes padding.
     lengths = attention_mask.sum(dim=1)
     special[:, 0] = True
-    special[torch.arange(input_ids.shape[0]), (lengths - 1).clamp(min=0)] = True
+    special[torch.arange(input_ids.shape[0], device=input_ids.device), (lengths - 1).clamp(min=0)] = True
     pad_id = model.config.qformer_config.pad_token_id or 0
     baseline = torch.where(special, input_ids, torch.full_like(input_ids, pad_id))
     lig = LayerIntegratedGradients(forward, model.get_input_embeddings())
@@ -268,6 +268,11 @@ def explain_subject(
     label_ids = [int(i) for i in label_ids]
     if not label_ids:
         return []
+    if model.config.modality != "text" and inputs.get("vision_hidden_states") is None:
+        # The vision encoder runs once, without gradients: both methods differentiate only the Q-Former.
+        with torch.no_grad():
+            states = model.get_vision_features(inputs["pixel_values"], inputs.get("frame_mask"))
+        inputs = {**inputs, "vision_hidden_states": states}
     relevance = vision_token_relevance(model, inputs, label_ids)
     tokens = token_attributions(model, inputs, label_ids, n_steps=n_steps)
     patch_size = _patch_size(model)
