@@ -85,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="the K best emotions per person, in the JSON and on the annotated photo "
         f"(default: every score in the JSON, {DEFAULT_TOP_K} on the photo)",
     )  # fmt: skip
+    _add(
+        parser, "--explain", default=None, metavar="OUT.png",
+        help="explain each person's predicted emotions: heatmaps and shaded descriptions to OUT.png, and OUT.html "
+        "(needs captum: pip install 'emofusion[explain]')",
+    )  # fmt: skip
     _add(parser, "--device", default=None, help="e.g. cpu, cuda:0 (default: the first GPU, else CPU)")
     _add(
         parser, "--max-image-pixels", type=int, default=None, metavar="N",
@@ -148,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         check_output_file(args.output)
     if args.save_annotated:
         check_output_picture(args.save_annotated)
+    if args.explain:
+        check_explain_output(args.explain)
     if args.max_image_pixels is not None:
         allow_image_pixels(args.max_image_pixels)
     # The picture is checked (found, fetched once, a picture, not over the pixel limit) before a model loads.
@@ -189,8 +196,11 @@ def main(argv: list[str] | None = None) -> int:
         person_label=args.person_label,
         detection_threshold=args.detection_threshold,
         describer=describer,
+        **({"explain": True} if args.explain else {}),
     )
     report = {"image": args.image, "model": args.model, "subjects": subjects}
+    if args.explain:
+        report.update(write_explanations(args.explain, image, subjects, pipe.working_side))
     if args.save_annotated:
         # Drawn on the working picture (a 12000x12000 photo is not decoded in full for it).
         picture = load_picture(image, min_side=pipe.working_side)
@@ -249,6 +259,36 @@ def check_output_picture(path: str) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise UsageError(f"--save-annotated {path!r}: the folder {folder} does not exist.")
+
+
+def check_explain_output(path: str) -> None:
+    """`--explain` must name a .png in an existing folder, and captum must be installed (checked up front)."""
+    import importlib.util
+    import os
+
+    if os.path.splitext(path)[1].lower() != ".png" or os.path.isdir(path):
+        raise UsageError(f"--explain {path!r}: expected a PNG file name such as explained.png.")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UsageError(f"--explain {path!r}: the folder {folder} does not exist.")
+    if importlib.util.find_spec("captum") is None:
+        raise EmofusionError("--explain needs captum: pip install 'emofusion[explain]' (or pip install captum).")
+
+
+def write_explanations(path: str, image: str, subjects: list, working_side: int) -> dict:
+    """Render the explanations (PNG + HTML) on the working picture; the subjects' heatmap arrays leave the JSON."""
+    from modeling_emofusion.pipeline_emofusion import load_picture
+
+    from .explain_render import save_explanations, without_arrays
+
+    picture = load_picture(image, min_side=working_side)
+    shown = [{**subject, "bbox": picture.to_working(subject["bbox"])} for subject in subjects]
+    try:
+        png, page = save_explanations(path, picture.image, shown)
+    except OSError as error:
+        raise EmofusionError(f"--explain {path!r}: cannot write it ({error}).") from error
+    subjects[:] = without_arrays(subjects)
+    return {"explained": str(png), "explained_html": str(page)}
 
 
 def readable_picture(source: str) -> str:

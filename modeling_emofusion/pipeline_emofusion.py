@@ -29,6 +29,7 @@ from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.pipelines.base import ChunkPipeline
 from transformers.utils import logging
 
+from .explaining import explain_pipeline_batch, explanation_entries, picture_views
 from .hub_access import hub_access
 from .labels import VAD_NAMES
 from .marking import ModelPicture, clip_box, image_processor_side, load_image_for_model, working_side
@@ -218,6 +219,8 @@ class EmotionInContextPipeline(ChunkPipeline):
         detection_threshold: float | None = None,
         describer=None,
         timeout: float | None = None,
+        explain: bool | None = None,
+        explain_labels=None,
         **kwargs,
     ):
         if kwargs:
@@ -233,7 +236,12 @@ class EmotionInContextPipeline(ChunkPipeline):
         ):
             if value is not None:
                 preprocess[name] = value
-        return preprocess, {}, {}
+        forward: dict[str, Any] = {}
+        if explain:
+            # Explanations (explaining.py) only when asked: the plain path runs exactly as without them.
+            preprocess["explain"] = True
+            forward = {"explain": True, "explain_labels": explain_labels}
+        return preprocess, forward, {}
 
     # -- preprocess: one input -> one model input per subject ---------------------------------------
 
@@ -246,6 +254,7 @@ class EmotionInContextPipeline(ChunkPipeline):
         detection_threshold: float = 0.5,
         describer=None,
         timeout: float | None = None,
+        explain: bool = False,
     ):
         item = self._normalize(inputs)
         config = self.model.config
@@ -288,6 +297,8 @@ class EmotionInContextPipeline(ChunkPipeline):
                 model_inputs = self._pad_frames(model_inputs)
             model_inputs = dict(model_inputs)
             model_inputs["subject"] = {k: v for k, v in subject.items() if k not in _WORKING_KEYS}
+            if explain:
+                model_inputs["subject"]["explain_views"] = picture_views(picture, subject, self.processor.marking)
             model_inputs["is_last"] = index == len(subjects) - 1
             yield model_inputs
 
@@ -364,6 +375,7 @@ class EmotionInContextPipeline(ChunkPipeline):
                 "bbox": union,
                 "frames": [frame.image for frame in frames],
                 "frame_boxes": [frame.to_working(box) for frame, box in zip(frames, clipped)],
+                "frame_sizes": [frame.original_size for frame in frames],
                 "description": description,
                 "description_source": "given" if description is not None else None,
                 "placeholder": False,
@@ -517,12 +529,17 @@ class EmotionInContextPipeline(ChunkPipeline):
         model_inputs["pixel_values"], model_inputs["frame_mask"] = pixels, mask
         return model_inputs
 
-    def _forward(self, model_inputs):
+    def _forward(self, model_inputs, explain: bool = False, explain_labels=None):
         subject = model_inputs.pop("subject")
         is_last = model_inputs.pop("is_last")
         outputs = self.model(**model_inputs)
         # "logits" first: the batching machinery reads the batch size from the first entry.
-        return {"logits": outputs.logits, "vad": outputs.vad, "subject": subject, "is_last": is_last}
+        result = {"logits": outputs.logits, "vad": outputs.vad, "subject": subject, "is_last": is_last}
+        if explain:
+            result["explanations"] = explain_pipeline_batch(
+                self.model, self.processor, model_inputs, outputs.logits, subject, explain_labels
+            )
+        return result
 
     def postprocess(self, model_outputs):
         config = self.model.config
@@ -555,6 +572,8 @@ class EmotionInContextPipeline(ChunkPipeline):
             result["description_source"] = subject.get("description_source")
             if "detection_score" in subject:
                 result["detection_score"] = subject["detection_score"]
+            if "explanations" in output:
+                result["explanations"] = explanation_entries(config, output["explanations"], scores)
             results.append(result)
         return results
 
