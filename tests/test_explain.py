@@ -1,5 +1,5 @@
 """Explanations (`explain=True`): shapes for every modality and clips, the plain path unchanged, rendering,
-`emofusion predict --explain`, and a small faithfulness run on the demo's synthetic task."""
+`emofusion predict --explain` (the faithfulness run on the demo's task is in test_demo.py, on its model)."""
 
 from __future__ import annotations
 
@@ -229,33 +229,3 @@ def test_predict_explain_cli(tmp_path):
     assert plain.returncode == 0 and "explanations" not in json.loads(plain.stdout)["subjects"][0]
     bad = subprocess.run([*command, "--explain", str(tmp_path / "x.jpg")], env=ENV, capture_output=True, text=True)
     assert bad.returncode == 2 and "--explain" in bad.stderr and "PNG" in bad.stderr
-
-
-# -- faithfulness on the demo's task, smaller than benchmarks/bench_explain.py's run ------------------
-
-# Enough for the tiny fusion model to find the subject's patch (about 40 s on one core); the documented
-# run (BENCHMARKS.md) trains the demo's default size.
-SMALL_DEMO = {"train_images": 200, "val_images": 20, "test_images": 30, "num_train_epochs": 30, "learning_rate": 3e-3}
-
-
-def test_faithfulness_small_demo(tmp_path):
-    flags = [f"--{name}={value}" for name, value in SMALL_DEMO.items()]
-    demo = subprocess.run(
-        [sys.executable, "-m", "emofusion.cli", "demo", "--output_dir", str(tmp_path), "--modalities", "fusion",
-         *flags],
-        env=ENV, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert demo.returncode == 0, demo.stderr[-2000:]
-    bench = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "bench_explain.py"), "--model", str(tmp_path / "models" / "fusion"),
-         "--demo_dir", str(tmp_path), "--output", str(tmp_path / "figures.json")],
-        env=ENV, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert bench.returncode == 0, bench.stderr[-2000:]
-    figures = json.loads((tmp_path / "figures.json").read_text())
-    print(figures)
-    # Looser than the issue's targets (3x, 80%, 80%), which the full-size run meets: this model trains briefly.
-    assert figures["mass_ratio_mean"] >= 2.0
-    assert figures["subjects_depending_on_word"] >= 10 and figures["cue_word_top_rate_dependent"] >= 0.8
-    assert figures["deletion_win_rate"] >= 0.6
-    assert figures["deletion_drop_top20"] > figures["deletion_drop_random20"]
