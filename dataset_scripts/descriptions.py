@@ -30,7 +30,6 @@ marking), so its metadata is `{}`:
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections import Counter
@@ -43,6 +42,8 @@ import pyarrow.parquet as pq
 from datasets.data_files import EmptyDatasetError
 from datasets.exceptions import DatasetGenerationError
 from datasets.utils import logging
+
+from .json_files import read_json_file
 
 
 logger = logging.get_logger(__name__)
@@ -158,11 +159,7 @@ def validate_metadata(metadata, path: str | os.PathLike) -> dict:
 def read_metadata_file(path: str | os.PathLike) -> dict:
     """Read and validate a description_set.json (`validate_metadata`); errors name the file and the field."""
     path = Path(path)
-    try:
-        metadata = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise DescriptionSetError(f"{path}: cannot be read as JSON ({err}).") from err
-    return validate_metadata(metadata, path)
+    return validate_metadata(read_json_file(path, DescriptionSetError), path)
 
 
 def _read_rows(files: list[Path]) -> datasets.Dataset:

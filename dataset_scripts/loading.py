@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 import datasets
@@ -18,6 +17,7 @@ from .caer_s import CaerS
 from .common import DatasetLayoutError
 from .descriptions import join_descriptions, load_description_set
 from .emotic import Emotic
+from .json_files import read_json_file
 
 
 logger = logging.get_logger(__name__)
@@ -46,11 +46,7 @@ def read_conversion_summary(data_dir: str | os.PathLike) -> dict | None:
     path = os.path.join(os.fspath(data_dir), CONVERSION_FILE)
     if not os.path.isfile(path):
         return None
-    try:
-        with open(path, encoding="utf-8") as handle:
-            summary = json.load(handle)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise DatasetLayoutError(f"{path}: cannot be read as JSON ({err}); emofusion convert writes it.") from err
+    summary = read_json_file(path, DatasetLayoutError, writer="emofusion convert")
     if not isinstance(summary, dict) or not isinstance(summary.get("splits"), dict):
         raise DatasetLayoutError(f"{path}: expected emofusion convert's summary, an object with 'splits'.")
     return summary

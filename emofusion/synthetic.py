@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageDraw
 
+from dataset_scripts.json_files import read_json_file
 from dataset_scripts.labels import EMOTIC_CATEGORIES
 
 
@@ -278,11 +279,7 @@ def read_synthetic_marker(data_dir) -> dict | None:
     path = os.path.join(os.fspath(data_dir), SYNTHETIC_MARKER)
     if not os.path.isfile(path):
         return None
-    try:
-        with open(path, encoding="utf-8") as handle:
-            marker = json.load(handle)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error}); write_synthetic_emotic writes this file.") from None
+    marker = read_json_file(path, ValueError, writer="write_synthetic_emotic")
     if not isinstance(marker, dict) or not marker.get("synthetic"):
         raise ValueError(f'{path}: expected a JSON object with "synthetic": true, got {marker!r}.')
     return marker

@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 from transformers.utils import logging
 
 from dataset_scripts.descriptions import METADATA_FILE, ROW_SCHEMA, STATUSES, DescriptionSetError, read_metadata_file
+from dataset_scripts.json_files import read_json_file
 
 
 logger = logging.get_logger(__name__)
@@ -94,11 +95,7 @@ def read_settings(output_dir: str) -> dict | None:
     path = settings_path(output_dir)
     if not os.path.isfile(path):
         return None
-    try:
-        with open(path, encoding="utf-8") as handle:
-            settings = json.load(handle)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise DescriptionSetError(f"{path}: cannot be read as JSON ({error}).") from error
+    settings = read_json_file(path, DescriptionSetError)
     if not isinstance(settings, dict):
         raise DescriptionSetError(
             f"{path}: expected a JSON object of the run's settings ({', '.join(CHECKED_SETTINGS)}), "
