@@ -1,7 +1,7 @@
 """Expected failures of `emofusion predict`, `demo` and `convert`: one stderr line, exit 2 for a wrong command
 line and 1 for the rest, naming the file, URL, device or repo id.
 
-The cases of the issue run the real entry point in a subprocess; their siblings call the same entry
+The main cases run the real entry point in a subprocess; their siblings call the same entry
 function (`emofusion.cli.main`) in this process, since each subprocess costs seconds of imports.
 """
 
