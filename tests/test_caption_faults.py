@@ -126,7 +126,7 @@ def write_malformed(folder, name: str) -> str:
     return path
 
 
-# Through caption.py: three malformed metadata forms and a field of the wrong type (in the settings file); the other forms
+# Through caption.py: three malformed metadata forms and a settings field of the wrong type; the other forms
 # are checked in-process below (every caption.py run costs the package's imports).
 THROUGH_CAPTION = ("splits_a_list", "not_json", "list_at_top", "settings_generation_a_string")
 
