@@ -3,7 +3,6 @@
 import glob
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from caption_fixtures import (
     build_llava,
     image_split,
 )
+from ports import free_port
 
 from emofusion.captioning import CaptionArguments, caption_split
 
@@ -23,12 +23,6 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import torch
+from ports import free_port
 from safetensors.torch import load_file
 from training_data import WORDS, write_emotic
 
@@ -38,7 +39,7 @@ def test_two_process_training_with_a_trainable_encoder_and_activation_checkpoint
     processor.save_pretrained(tmp_path / "init")
     output_dir = tmp_path / "out"
     log = _run([
-        *LAUNCH, "--multi_gpu", str(REPO / "train.py"),
+        *LAUNCH, "--multi_gpu", "--main_process_port", str(free_port()), str(REPO / "train.py"),
         "--model_name_or_path", str(tmp_path / "init"), "--dataset", "emotic",
         "--data_dir", str(data_dir), "--descriptions", str(descriptions),
         "--dataset_cache_dir", str(tmp_path / "arrow_cache"), "--output_dir", str(output_dir),

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ports import free_port
 from training_data import WORDS, write_emotic
 
 from emofusion.testing import tiny_classifier
@@ -25,7 +26,7 @@ def test_two_process_accelerate_launch(tmp_path):
         sys.executable, "-m", "accelerate.commands.launch",
         # --multi_gpu selects the torch.distributed launcher; --use_cpu below keeps it on CPU (gloo).
         "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-        "--mixed_precision", "no", "--dynamo_backend", "no",
+        "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port()),
         str(REPO / "train.py"),
         "--model_name_or_path", str(tmp_path / "init"), "--dataset", "emotic",
         "--data_dir", str(data_dir), "--descriptions", str(descriptions),
