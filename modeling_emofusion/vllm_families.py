@@ -216,10 +216,9 @@ def check_is_processor(processor, model_id: str | None = None) -> None:
     """`AutoProcessor.from_pretrained` silently returns the bare tokenizer when the processor class the folder
     names cannot be built (e.g. it needs torchvision, or it is registered only in another process)."""
     if getattr(processor, "image_processor", None) is None:
-        name = type(processor).__name__
+        needing = ", ".join(family.name for family in FAMILIES if family.torchvision_processor)
         raise ValueError(
-            f"AutoProcessor loaded only a tokenizer ({name}) for {model_id or 'the model'}, not an image-text "
-            "processor: the processor class named in its processor_config.json could not be built here. The "
-            "processors of LLaVA-OneVision, SmolVLM, Qwen2-VL, Qwen2.5-VL, InternVL, Mistral 3 and Llama 4 need "
-            "torchvision (`pip install torchvision`)."
+            f"AutoProcessor loaded only a tokenizer ({type(processor).__name__}) for {model_id or 'the model'}, "
+            "not an image-text processor: the processor class named in its processor_config.json could not be "
+            f"built here. The processors of {needing} need torchvision (`pip install torchvision`)."
         )
