@@ -106,6 +106,24 @@ def test_batched_greedy_descriptions_equal_one_at_a_time(family, describers, pic
     assert len(set(mask.sum(1).tolist())) > 1
     kept = 0 if family_of(describer.model_type).encoder_decoder else -1
     assert mask[:, kept].all() and not mask[:, -1 - kept].all()
+    # Equal texts could hide a padding fault that moves the numbers but not yet the argmax (Florence-2's encoder
+    # padded on the left moves its first-step logits by ~1e-3): the logits match too, and differ between rows.
+    batched = first_step_logits(describer, marked, prompts)
+    singles = torch.cat([first_step_logits(describer, [m], [p]) for m, p in zip(marked, prompts)])
+    assert torch.allclose(batched, singles, rtol=0, atol=1e-5)
+    assert min((batched[i] - batched[j]).abs().max() for i, j in [(0, 1), (0, 2), (1, 2)]) > 1e-4
+
+
+def first_step_logits(describer, marked, prompts) -> torch.Tensor:
+    """The model's logits for the first new token of each row, as the describer batches them."""
+    inputs = describer.build_inputs(marked, prompts)
+    tokenizer = describer.processor.tokenizer
+    with torch.no_grad():
+        output = describer.model.generate(
+            **inputs, max_new_tokens=1, do_sample=False, output_logits=True, return_dict_in_generate=True,
+            pad_token_id=tokenizer.pad_token_id,
+        )  # fmt: skip
+    return output.logits[0].float()
 
 
 def redness(pixel_values: torch.Tensor, image_processor, family: str) -> torch.Tensor:
