@@ -5,7 +5,9 @@ which of the dataset's emotions fit the person in the red box. This module holds
 `TransformersDescriber`, which runs any transformers image-text-to-text model with a chat
 template the same way for a whole dataset (caption.py) and for one new photo (the pipeline):
 mark the subject with `mark_subject` (the function the processor uses), fill the prompt, apply
-the chat template, and generate greedily in left-padded batches.
+the chat template (or the family's documented prompt format), and generate greedily in batches. What
+differs between VLLM families (image nesting, padding side, where the answer starts, eos ids, a
+doubled BOS) is in `vllm_families.py`.
 
     >>> describer = TransformersDescriber.from_pretrained("llava-hf/llava-1.5-7b-hf", max_new_tokens=256)
     >>> [d.text for d in describer.describe([image], [[40, 30, 200, 310]], class_names=EMOTIC_CATEGORIES)]
@@ -18,10 +20,20 @@ from dataclasses import dataclass
 
 import torch
 from PIL import Image
-from transformers import AutoModelForImageTextToText, AutoProcessor
+from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 from transformers.utils import logging
 
 from .marking import mark_subject, validate_marking
+from .vllm_families import (
+    answer_start,
+    chat_template_of,
+    check_is_processor,
+    check_runnable_with_transformers,
+    eos_ids_of,
+    family_of,
+    images_argument,
+    render_prompts,
+)
 
 
 logger = logging.get_logger(__name__)
@@ -115,7 +127,8 @@ class Describer:
     """What every describing backend shares: subject marking, prompt filling and the chat template.
 
     `describe` marks the subjects and fills the prompts; subclasses implement
-    `generate(marked_images, prompts) -> list[Description]`.
+    `generate(marked_images, prompts) -> list[Description]`. `model_type` (the model config's) picks the
+    family conventions of `vllm_families.py`.
     """
 
     def __init__(
@@ -124,14 +137,17 @@ class Describer:
         marking: str = "box",
         model_id: str | None = None,
         revision: str | None = None,
+        model_type: str | None = None,
         **generation_kwargs,
     ):
-        if getattr(processor, "chat_template", None) is None:
+        self.family = family_of(model_type)
+        if self.family.prompt_format is None and chat_template_of(processor) is None:
             raise ValueError(
                 f"The processor of {model_id or 'the model'} has no chat template: give a processor saved with one "
                 "(e.g. llava-hf/llava-1.5-7b-hf) or set processor.chat_template."
             )
         self.processor = processor
+        self.model_type = model_type
         self.marking = validate_marking(marking)
         self.model_id = model_id
         self.revision = revision
@@ -163,11 +179,9 @@ class Describer:
         return [prompt_for(p, class_names, self.is_boxed(b)) for p, b in zip(prompts, bboxes)]
 
     def chat_texts(self, prompts: Sequence[str]) -> list[str]:
-        """Each prompt with one image, in the model's chat format, ending with the assistant's turn."""
-        conversations = [
-            [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}] for prompt in prompts
-        ]
-        return self.processor.apply_chat_template(conversations, add_generation_prompt=True, tokenize=False)
+        """Each prompt with one image, in the model's chat format (or its family's documented prompt format),
+        ending where the answer starts; no BOS the tokenizer would add a second time."""
+        return render_prompts(self.processor, self.family, prompts)
 
     def prepare(
         self,
@@ -224,8 +238,10 @@ class TransformersDescriber(Describer):
         model_id, revision: what to record with the descriptions.
         **generation_kwargs: passed to `model.generate`; greedy (`DEFAULT_GENERATION`) unless overridden.
 
-    Batches are left padded so that every row's new tokens start at the same position; with greedy
+    Batches are padded on the family's side (left for decoder-only models, so that every row's new
+    tokens start at the same position; right for an encoder-decoder such as Florence-2); with greedy
     decoding a batch gives the same text as one image at a time (up to the kernels' numerics).
+    A family this transformers cannot run (Llama 4 on 5.24) is refused.
 
     >>> describer = TransformersDescriber(model, processor, max_new_tokens=64)
     >>> describer.describe([image], [[10, 20, 110, 220]], class_names=["Anger", "Fear"])[0].text
@@ -241,17 +257,21 @@ class TransformersDescriber(Describer):
         **generation_kwargs,
     ):
         model_id = model_id if model_id is not None else getattr(model, "name_or_path", None)
-        super().__init__(processor, marking=marking, model_id=model_id, revision=revision, **generation_kwargs)
+        model_type = getattr(model.config, "model_type", None)
+        check_runnable_with_transformers(model_type, model_id)
+        super().__init__(
+            processor, marking=marking, model_id=model_id, revision=revision, model_type=model_type,
+            **generation_kwargs,
+        )  # fmt: skip
         self.model = model.eval()
         tokenizer = processor.tokenizer
         if tokenizer.pad_token is None:
             # Llama-style tokenizers may have no pad token; any id works under the attention mask.
             logger.info(f"{self.model_id} has no pad token: padding with {tokenizer.eos_token!r}.")
             tokenizer.pad_token = tokenizer.eos_token
-        eos = self.generation_kwargs.get("eos_token_id", model.generation_config.eos_token_id)
-        if eos is None:
-            eos = tokenizer.eos_token_id
-        self._eos_ids = eos_id_set(eos)
+        eos = self.generation_kwargs.get("eos_token_id")
+        self._eos_ids = eos_id_set(eos) if eos is not None else set(eos_ids_of(model.generation_config, tokenizer))
+        self._is_encoder_decoder = bool(getattr(model.config, "is_encoder_decoder", False))
 
     @classmethod
     def from_pretrained(
@@ -275,7 +295,11 @@ class TransformersDescriber(Describer):
             device_map, device = "auto", default_device()
         device = torch.device(device) if device is not None else default_device()
         torch_dtype = resolve_dtype(dtype, device)
+        # Refused before any weights load: a family this transformers cannot run.
+        model_type = getattr(AutoConfig.from_pretrained(model_id_or_path, revision=revision), "model_type", None)
+        check_runnable_with_transformers(model_type, model_id_or_path)
         processor = AutoProcessor.from_pretrained(model_id_or_path, revision=revision)
+        check_is_processor(processor, model_id_or_path)
         model = AutoModelForImageTextToText.from_pretrained(
             model_id_or_path, revision=revision, dtype=torch_dtype, device_map=device_map
         )
@@ -297,23 +321,25 @@ class TransformersDescriber(Describer):
         return self.model.dtype
 
     def build_inputs(self, marked_images: Sequence[Image.Image], prompts: Sequence[str]):
-        """Chat-formatted, left-padded model inputs (a `BatchFeature` on the model's device) for marked images."""
+        """Chat-formatted model inputs (a `BatchFeature` on the model's device) for marked images, padded on
+        the family's side."""
         inputs = self.processor(
-            images=list(marked_images),
+            images=images_argument(self.family, marked_images),
             text=self.chat_texts(prompts),
             padding=True,
-            padding_side="left",  # new tokens of every row start at the same position
+            padding_side=self.family.padding_side,
             return_tensors="pt",
         )
         return inputs.to(self.device, dtype=self.dtype)
 
     @torch.inference_mode()
     def generate(self, marked_images: list[Image.Image], prompts: list[str]) -> list[Description]:
-        """Generate for all the marked images in one left-padded batch."""
+        """Generate for all the marked images in one batch."""
         inputs = self.build_inputs(marked_images, prompts)
         kwargs = {"pad_token_id": self.processor.tokenizer.pad_token_id, **self.generation_kwargs}
         output = self.model.generate(**inputs, **kwargs)
-        new_tokens = output[:, inputs["input_ids"].shape[1] :].tolist()
+        start = answer_start(self.family, inputs["input_ids"].shape[1], self._is_encoder_decoder)
+        new_tokens = output[:, start:].tolist()
         return [self._decode(tokens, prompt) for tokens, prompt in zip(new_tokens, prompts)]
 
     def _decode(self, tokens: list[int], prompt: str) -> Description:

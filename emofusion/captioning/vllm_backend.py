@@ -3,9 +3,13 @@
 vLLM is an optional extra (`pip install "emofusion[vllm]"`, CUDA only) and imported only here,
 when this backend is built. Each subject becomes one vLLM request in its documented offline
 shape, `{"prompt": <chat-formatted text with the model's image placeholder>, "multi_modal_data":
-{"image": <marked PIL image>}}`; the chat text comes from the model's own processor, so it is the
-prompt the transformers backend feeds the same model. Generation settings are written with
-transformers' names (recorded with the set) and translated to `SamplingParams`.
+{"image": <marked PIL image>}}` (an encoder-decoder such as Florence-2: `{"encoder_prompt": {...},
+"decoder_prompt": ""}`); the chat text comes from the model's own processor and the family
+conventions of `modeling_emofusion.vllm_families` (a documented prompt format where the checkpoints
+ship no chat template, no BOS that vLLM's tokenising would add again), so it tokenises to the prompt
+the transformers backend feeds the same model. Generation settings are written with transformers'
+names (recorded with the set) and translated to `SamplingParams`; the stop ids are the model's
+generation config's eos ids.
 """
 
 from __future__ import annotations
@@ -13,9 +17,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from PIL import Image
-from transformers import AutoProcessor
+from transformers import AutoConfig, AutoProcessor, GenerationConfig
 
 from modeling_emofusion.describing import Describer, Description, eos_id_set
+from modeling_emofusion.vllm_families import check_is_processor, eos_ids_of, render_prompts
 
 
 VLLM_MISSING = (
@@ -70,8 +75,11 @@ class VLLMDescriber(Describer):
 
     Args:
         llm: a `vllm.LLM` (or None to only build requests, e.g. to inspect them).
-        processor: the model's transformers processor; only its chat template is used.
+        processor: the model's transformers processor; only its chat template and tokenizer are used.
         marking, model_id, revision, **generation_kwargs: as for `TransformersDescriber`.
+        model_type: the model config's, which picks the family's prompt conventions.
+        eos_token_ids: the model's end-of-answer ids (its generation config's), given to vLLM as stop ids;
+            by default the tokenizer's eos.
 
     >>> describer = VLLMDescriber.from_pretrained("llava-hf/llava-1.5-13b-hf", tensor_parallel_size=2)
     >>> describer.describe([image], [[10, 20, 110, 220]], class_names=EMOTIC_CATEGORIES)[0].text
@@ -84,14 +92,22 @@ class VLLMDescriber(Describer):
         marking: str = "box",
         model_id: str | None = None,
         revision: str | None = None,
+        model_type: str | None = None,
+        eos_token_ids: Sequence[int] | None = None,
         **generation_kwargs,
     ):
-        super().__init__(processor, marking=marking, model_id=model_id, revision=revision, **generation_kwargs)
+        super().__init__(
+            processor, marking=marking, model_id=model_id, revision=revision, model_type=model_type,
+            **generation_kwargs,
+        )  # fmt: skip
         self.llm = llm
         self.sampling_kwargs = sampling_params_kwargs(self.generation_kwargs)
         tokenizer = getattr(processor, "tokenizer", processor)
-        eos = self.generation_kwargs.get("eos_token_id", tokenizer.eos_token_id)
-        self._eos_ids = eos_id_set(eos)
+        eos = self.generation_kwargs.get("eos_token_id")
+        if eos is None and eos_token_ids is not None:
+            eos = list(eos_token_ids)
+            self.sampling_kwargs["stop_token_ids"] = eos
+        self._eos_ids = eos_id_set(eos if eos is not None else tokenizer.eos_token_id)
 
     @classmethod
     def from_pretrained(
@@ -112,6 +128,13 @@ class VLLMDescriber(Describer):
         except ImportError as error:
             raise ImportError(f"{VLLM_MISSING} ({error})") from None
         processor = AutoProcessor.from_pretrained(model_id_or_path, revision=revision)
+        check_is_processor(processor, model_id_or_path)
+        model_type = getattr(AutoConfig.from_pretrained(model_id_or_path, revision=revision), "model_type", None)
+        try:
+            generation_config = GenerationConfig.from_pretrained(model_id_or_path, revision=revision)
+        except OSError:  # no generation_config.json: the tokenizer's eos
+            generation_config = None
+        eos_token_ids = eos_ids_of(generation_config, getattr(processor, "tokenizer", processor))
         engine_kwargs = {"max_model_len": max_model_len} if max_model_len is not None else {}
         llm = LLM(
             model=model_id_or_path,
@@ -123,14 +146,25 @@ class VLLMDescriber(Describer):
             seed=seed,
             **engine_kwargs,
         )
-        return cls(llm, processor, marking=marking, model_id=model_id_or_path, revision=revision, **generation_kwargs)
+        return cls(
+            llm, processor, marking=marking, model_id=model_id_or_path, revision=revision, model_type=model_type,
+            eos_token_ids=eos_token_ids or None, **generation_kwargs,
+        )  # fmt: skip
+
+    def chat_texts(self, prompts: Sequence[str]) -> list[str]:
+        """The prompts as vLLM is given them: the family's vLLM prompt format where it has one."""
+        return render_prompts(self.processor, self.family, prompts, for_vllm=True)
 
     def build_requests(self, marked_images: Sequence[Image.Image], prompts: Sequence[str]) -> list[dict]:
-        """vLLM offline requests: `{"prompt": chat text, "multi_modal_data": {"image": marked image}}` each."""
-        return [
-            {"prompt": text, "multi_modal_data": {"image": image}}
-            for text, image in zip(self.chat_texts(prompts), marked_images)
-        ]
+        """vLLM offline requests: `{"prompt": chat text, "multi_modal_data": {"image": marked image}}` each; for
+        an encoder-decoder, the image and text go to the encoder and the decoder starts empty."""
+        requests = []
+        for text, image in zip(self.chat_texts(prompts), marked_images):
+            request = {"prompt": text, "multi_modal_data": {"image": image}}
+            if self.family.encoder_decoder:
+                request = {"encoder_prompt": request, "decoder_prompt": ""}
+            requests.append(request)
+        return requests
 
     def sampling_params(self):
         from vllm import SamplingParams
