@@ -27,7 +27,6 @@ logger = logging.get_logger(__name__)
 VIDEO_EXTRA = 'pip install "emofusion[video]"'
 # Sampling rate when neither fps nor every_n_frames is given: a few looks a second are enough for emotions.
 DEFAULT_SAMPLE_FPS = 2.0
-VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".gif")
 
 
 def import_av():
