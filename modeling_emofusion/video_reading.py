@@ -63,7 +63,7 @@ def check_sampling(fps: float | None, every_n_frames: int | None) -> tuple[float
         raise ValueError(f"every_n_frames must be a whole number >= 1, got {every_n_frames!r}.")
     if fps is None and every_n_frames is None:
         fps = DEFAULT_SAMPLE_FPS
-    return fps, every_n_frames
+    return (None if fps is None else float(fps)), every_n_frames
 
 
 class VideoReader:

@@ -167,6 +167,33 @@ def test_real_detector_path_boxes_are_the_detectors(videos, tmp_path):
             assert any(np.allclose(window["box"], box, atol=0.01) for box in boxes), (window["box"], boxes)
 
 
+def test_descriptions_generated_per_window_from_its_middle_frame(videos, tmp_path):
+    from emofusion.testing_llava import tiny_llava
+    from modeling_emofusion.describing import DEFAULT_PROMPT_TEMPLATE, TransformersDescriber
+
+    root, _ = videos
+    generation = {"do_sample": False, "num_beams": 1, "max_new_tokens": 6}
+    tiny_llava(tmp_path / "tiny-llava")
+    model, processor = tiny_classifier(task="emotic", seed=5, num_frames=4)
+    model.config.description_model = str(tmp_path / "tiny-llava")  # as training records it
+    model.config.prompt_template = DEFAULT_PROMPT_TEMPLATE
+    model.config.description_generation = generation
+    pipe = EmotionInContextPipeline(model=model, processor=processor)
+    box = [20.0, 10.0, 80.0, 90.0]
+    timeline = pipe(video=str(root / "crossing.mp4"), every_n_frames=3, bbox=box)
+    (track,) = timeline["tracks"]
+    assert [(w["first_frame"], w["last_frame"]) for w in track["windows"]] == [(0, 9), (12, 18)]
+    reference = TransformersDescriber.from_pretrained(str(tmp_path / "tiny-llava"), marking="box", **generation)
+    frames = {f.index: f for f in VideoReader(root / "crossing.mp4", every_n_frames=1)}
+    labels = list(model.config.id2label.values())
+    for window in track["windows"]:
+        assert window["description_source"] == "generated"
+        (expected,) = reference.describe(
+            [frames[window["frame"]].picture.image], [box], prompt=DEFAULT_PROMPT_TEMPLATE, class_names=labels
+        )
+        assert window["description"] == expected.text
+
+
 def test_video_without_people_gives_an_empty_timeline(videos, image_pipe):
     root, _ = videos
     timeline = image_pipe(video=str(root / "empty.mp4"), fps=5, description=DESCRIPTION, detector=FigureFinder())
