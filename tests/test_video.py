@@ -156,7 +156,7 @@ def test_real_detector_path_boxes_are_the_detectors(videos, tmp_path):
     image_processor.save_pretrained(tmp_path / "detector")
     model, processor = tiny_classifier(task="emotic", seed=3, modality="vision")
     pipe = EmotionInContextPipeline(model=model, processor=processor)
-    timeline = pipe(video=str(root / "crossing.mp4"), fps=5, detector=str(tmp_path / "detector"))
+    timeline = pipe(video=str(root / "crossing.mp4"), every_n_frames=4, detector=str(tmp_path / "detector"))
     assert timeline["tracks"], timeline["message"]
     reference = pipeline("object-detection", model=str(tmp_path / "detector"), image_processor=image_processor)
     frames = {f.index: f for f in VideoReader(root / "crossing.mp4", every_n_frames=1)}
