@@ -92,7 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add(parser, "--person-label", default="person", help="the detector's class name for people")
     _add(parser, "--detection-threshold", type=float, default=0.5, help="detector score threshold")
     _add(parser, "-o", "--output", default=None, metavar="FILE", help="write the JSON to FILE instead of stdout")
-    _add(parser, "--save-annotated", default=None, metavar="OUT.png", help="write the annotated photo")
+    _add(
+        parser, "--save-annotated", default=None, metavar="OUT.png",
+        help="write the annotated photo (for a video: OUT.mp4, H.264 with boxes, track ids and emotions)",
+    )  # fmt: skip
     _add(
         parser, "--top-k", type=int, default=None, metavar="K",
         help="the K best emotions per person, in the JSON and on the annotated photo "
