@@ -34,8 +34,9 @@ def draw_predictions(
 
     `subjects` is the pipeline's output for this image (a list of dicts with "bbox", "labels",
     "scores"). A subject without a box (the whole picture) gets its caption in the top-left corner.
-    `min_size` enlarges a small picture (by a whole factor, pixels kept sharp) until its long side
-    reaches it, so that the captions stay readable.
+    A subject may carry a "name" (written before its emotions; default its number from 1) and a
+    "colour" (RGB; default one per position). `min_size` enlarges a small picture (by a whole
+    factor, pixels kept sharp) until its long side reaches it, so that the captions stay readable.
 
     >>> from PIL import Image
     >>> subject = {"bbox": [4, 4, 40, 40], "labels": ["Happiness"], "scores": [{"label": "Happiness", "score": 0.9}]}
@@ -52,8 +53,9 @@ def draw_predictions(
     font = _font(max(10, long_side // 40))
     line_width = max(2, long_side // 250)
     for index, subject in enumerate(subjects):
-        colour = PALETTE[index % len(PALETTE)]
-        caption = f"{index + 1}: " + ", ".join(f"{name} {score:.2f}" for name, score in top_emotions(subject, top_k))
+        colour = tuple(subject.get("colour") or PALETTE[index % len(PALETTE)])
+        emotions = ", ".join(f"{name} {score:.2f}" for name, score in top_emotions(subject, top_k))
+        caption = f"{subject.get('name', index + 1)}: {emotions}"
         box = subject.get("bbox")
         if box is not None:
             x1, y1, x2, y2 = (float(v) * factor for v in box)

@@ -15,7 +15,7 @@ import sys
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("emofusion.demo", "train and evaluate the whole method on a small synthetic dataset, offline"),
-    "predict": ("emofusion.predict", "recognise the emotion of the person(s) in your own photo"),
+    "predict": ("emofusion.predict", "recognise the emotion of the person(s) in your own photo or video"),
     "convert": (
         "emofusion.convert",
         "prepare EMOTIC, CAER-S or BoLD as Arrow/Parquet (optionally a private Hub repo)",

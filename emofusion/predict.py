@@ -1,4 +1,4 @@
-"""`emofusion predict`: the emotions of the person(s) in your own photo, as JSON.
+"""`emofusion predict`: the emotions of the person(s) in your own photo or video, as JSON.
 
     emofusion predict photo.jpg --model path/or/hub-id --bbox 40,30,200,380 --description "..."
     emofusion predict photo.jpg --model path/or/hub-id --detect --save-annotated annotated.png
@@ -10,6 +10,19 @@ Without a description, the model's recorded VLLM writes one (see the model's con
 person with an object-detection model; otherwise the whole picture is the subject. The JSON
 (stdout, or `-o FILE`) has one line per score; `--top-k K` keeps the K best. The installed
 emofusion code runs, not the copy saved in the checkpoint (`modeling_emofusion.load_pipeline`).
+
+A video (a path or URL ending in .mp4, .mov, .avi, .mkv, .webm, ...) gives a timeline instead:
+
+    emofusion predict clip.mp4 --model path/or/hub-id --fps 2 --save-annotated annotated.mp4 --plot timeline.png
+
+Its frames are decoded as a stream and sampled (`--fps`, default 2, or `--every-n-frames`); every
+person is found by the detector every `--detect-every` sampled frames and followed by a tracker
+(ByteTrack); with `--bbox`, each given box is held fixed through the video instead. Each track is
+classified per window of the model's `num_frames` sampled frames (clip models) or per sampled
+frame (image models). The JSON has per track its id, time span and windows (time, frame, box,
+labels, scores, VAD); `--save-annotated` writes an H.264 mp4 with the boxes, track ids and top
+emotions, `--plot` a PNG of each track's top scores over time. It needs `pip install
+"emofusion[video]"`.
 
 Pictures of any size: a large JPEG is decoded at reduced scale and every picture is downscaled to
 the model's working size before the box is drawn; boxes in and out are in the photo's pixels, and
@@ -58,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Recognise the emotion of the person(s) in a photo, in context.",
         epilog="Every option takes both spellings: --save-annotated or --save_annotated.",
     )
-    parser.add_argument("image", help="path or URL of the photo")
+    parser.add_argument("image", help="path or URL of the photo, or of a video (.mp4, .mov, .avi, .mkv, .webm, ...)")
     _add(parser, "--model", required=True, help="a trained emofusion checkpoint: a folder or a Hub model id")
     _add(parser, "--revision", default=None, help="the Hub revision of --model")
     _add(
@@ -79,7 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add(parser, "--person-label", default="person", help="the detector's class name for people")
     _add(parser, "--detection-threshold", type=float, default=0.5, help="detector score threshold")
     _add(parser, "-o", "--output", default=None, metavar="FILE", help="write the JSON to FILE instead of stdout")
-    _add(parser, "--save-annotated", default=None, metavar="OUT.png", help="write the annotated photo")
+    _add(
+        parser, "--save-annotated", default=None, metavar="OUT.png",
+        help="write the annotated photo (for a video: OUT.mp4, H.264 with boxes, track ids and emotions)",
+    )  # fmt: skip
     _add(
         parser, "--top-k", type=int, default=None, metavar="K",
         help="the K best emotions per person, in the JSON and on the annotated photo "
@@ -90,6 +106,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="explain each person's predicted emotions: heatmaps and shaded descriptions to OUT.png, and OUT.html "
         "(needs captum: pip install 'emofusion[explain]')",
     )  # fmt: skip
+    _add(
+        parser, "--fps", type=float, default=None, metavar="F",
+        help="video: sampled frames per second (default 2; or --every-n-frames)",
+    )  # fmt: skip
+    _add(parser, "--every-n-frames", type=int, default=None, metavar="N", help="video: sample every N-th frame")
+    _add(
+        parser, "--detect-every", type=int, default=1, metavar="K",
+        help="video: run the person detector every K sampled frames (boxes are interpolated in between)",
+    )  # fmt: skip
+    _add(parser, "--plot", default=None, metavar="OUT.png", help="video: write the timeline plot (scores over time)")
     _add(parser, "--device", default=None, help="e.g. cpu, cuda:0 (default: the first GPU, else CPU)")
     _add(
         parser, "--max-image-pixels", type=int, default=None, metavar="N",
@@ -140,6 +166,11 @@ def check_output_file(path: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if is_video(args.image):
+        return predict_video(args)
+    for flag, value in (("--fps", args.fps), ("--every-n-frames", args.every_n_frames), ("--plot", args.plot)):
+        if value is not None:
+            raise UsageError(f"{flag} is for videos; {args.image!r} is read as a photo.")
     if args.bbox and args.detect:
         raise UsageError("--detect finds the boxes itself; leave out --bbox (or --detect).")
     if args.description and args.bbox and len(args.description) != len(args.bbox):
@@ -213,16 +244,127 @@ def main(argv: list[str] | None = None) -> int:
     if args.top_k is not None:
         # "labels" (above the thresholds) stays whole; "scores" keeps the K best (they are sorted).
         report["subjects"] = [{**subject, "scores": subject["scores"][: args.top_k]} for subject in subjects]
-    text = format_report(report) + "\n"
+    write_report(report, args.output)
+    return 0
+
+
+VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts")
+
+
+def is_video(source: str) -> bool:
+    """Whether `source` (a path or URL) names a video, by its extension."""
+    from urllib.parse import urlparse
+
+    path = urlparse(source).path if source.startswith(("http://", "https://")) else source
+    return path.lower().endswith(VIDEO_EXTENSIONS)
+
+
+def check_video_args(args) -> None:
+    """The command line of a video, checked before any work is done."""
+    import os
+
+    if args.fps is not None and args.every_n_frames is not None:
+        raise UsageError("--fps and --every-n-frames both set the sampling rate: give one.")
+    if args.fps is not None and not args.fps > 0:
+        raise UsageError(f"--fps {args.fps}: expected a positive number of sampled frames per second.")
+    for flag, value in (("--every-n-frames", args.every_n_frames), ("--detect-every", args.detect_every)):
+        if value is not None and value < 1:
+            raise UsageError(f"{flag} {value}: expected a whole number, at least 1.")
+    if args.bbox and args.detect:
+        raise UsageError("--detect finds the people itself; leave out --bbox (or --detect).")
+    if args.description and len(args.description) > 1:
+        raise UsageError("a video takes one --description, used for every window (or none: generated per window).")
+    if args.explain:
+        raise UsageError("--explain is for photos; for a video, explain a frame of it as a photo.")
+    if args.top_k is not None and args.top_k < 1:
+        raise UsageError(f"--top-k {args.top_k}: expected a number of emotions, at least 1.")
+    for flag, path, extension in (("--save-annotated", args.save_annotated, ".mp4"), ("--plot", args.plot, ".png")):
+        if path is None:
+            continue
+        if os.path.isdir(path) or os.path.splitext(path)[1].lower() != extension:
+            raise UsageError(f"{flag} {path!r}: expected a {extension} file name for a video's output.")
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            raise UsageError(f"{flag} {path!r}: the folder {folder} does not exist.")
     if args.output:
+        check_output_file(args.output)
+
+
+def predict_video(args) -> int:
+    """`emofusion predict VIDEO ...`: the timeline JSON, and optionally the annotated mp4 and the plot."""
+    check_video_args(args)
+    from modeling_emofusion.video_reading import VideoReader
+
+    # The video is checked (found, a video, decodable container) before a model loads.
+    VideoReader(args.image).close()
+
+    from transformers import pipeline
+
+    from modeling_emofusion import load_pipeline
+    from modeling_emofusion.pipeline_emofusion import DEFAULT_DETECTOR
+
+    from .hub_errors import hub_errors
+
+    device = resolve_device(args.device)
+    with hub_errors(args.model, what="--model"):
+        pipe = load_pipeline(args.model, revision=args.revision, device=device)
+    describer = None
+    if pipe.model.config.modality != "vision" and not args.description:
+        describer = load_describer(pipe, args)
+    detector = None
+    if not args.bbox:
+        name = args.detector or DEFAULT_DETECTOR
+        with hub_errors(name, what="--detector" if args.detector else "the default person detector"):
+            detector = pipeline("object-detection", model=name, device=pipe.device)
+    timeline = pipe(
+        video=args.image,
+        fps=args.fps,
+        every_n_frames=args.every_n_frames,
+        detect_every=args.detect_every,
+        bbox=args.bbox,
+        description=args.description[0] if args.description else None,
+        detector=detector,
+        person_label=args.person_label,
+        detection_threshold=args.detection_threshold,
+        describer=describer,
+    )
+    report = {"model": args.model, **timeline}
+    if args.save_annotated:
+        from .video_outputs import write_annotated_video
+
         try:
-            with open(args.output, "w", encoding="utf-8") as file:
+            write_annotated_video(timeline, args.image, args.save_annotated, top_k=args.top_k or DEFAULT_TOP_K)
+        except OSError as error:
+            raise EmofusionError(f"--save-annotated {args.save_annotated!r}: cannot write it ({error}).") from error
+        report["annotated"] = args.save_annotated
+    if args.plot:
+        from .video_outputs import plot_timeline
+
+        try:
+            plot_timeline(timeline, args.plot)
+        except OSError as error:
+            raise EmofusionError(f"--plot {args.plot!r}: cannot write it ({error}).") from error
+        report["plot"] = args.plot
+    if args.top_k is not None:
+        # Each window's "labels" (above the thresholds) stays whole; "scores" keeps the K best.
+        for track in report["tracks"]:
+            for window in track["windows"]:
+                best = sorted(window["scores"].items(), key=lambda item: item[1], reverse=True)[: args.top_k]
+                window["scores"] = dict(best)
+    write_report(report, args.output)
+    return 0
+
+
+def write_report(report: dict, output: str | None) -> None:
+    text = format_report(report) + "\n"
+    if output:
+        try:
+            with open(output, "w", encoding="utf-8") as file:
                 file.write(text)
         except OSError as error:
-            raise EmofusionError(f"-o {args.output!r}: cannot write it ({error}).") from error
+            raise EmofusionError(f"-o {output!r}: cannot write it ({error}).") from error
     else:
         sys.stdout.write(text)
-    return 0
 
 
 def load_describer(pipe, args):

@@ -1,4 +1,4 @@
-"""The "emotion-in-context" pipeline: a photo (or clip), a subject box and a description in, emotions out.
+"""The "emotion-in-context" pipeline: a photo, clip or video, a subject box and a description in, emotions out.
 
 It follows transformers' pipelines (a `ChunkPipeline`, like zero-shot object detection): one input
 may hold several subjects (several boxes, or every person an object detector finds), each subject
@@ -34,6 +34,7 @@ from .hub_access import hub_access
 from .labels import VAD_NAMES
 from .marking import ModelPicture, clip_box, image_processor_side, load_image_for_model, working_side
 from .processing_emofusion import is_box, to_pil
+from .video_timeline import video_timeline
 
 
 logger = logging.get_logger(__name__)
@@ -42,6 +43,11 @@ TASK = "emotion-in-context"
 # A small COCO detector that needs neither timm nor torchvision; any object-detection model works.
 DEFAULT_DETECTOR = "hustvl/yolos-tiny"
 INPUT_KEYS = ("image", "frames", "bbox", "description")
+# Options of the video path (`pipe(video=...)`), see video_timeline.py.
+VIDEO_OPTIONS = (
+    "fps", "every_n_frames", "bbox", "description", "detect_every", "detector", "person_label",
+    "detection_threshold", "describer", "timeout", "batch_size",
+)  # fmt: skip
 # Subject entries in the working picture's pixels, used inside preprocess only.
 _WORKING_KEYS = ("model_bbox", "frames", "frame_boxes")
 
@@ -159,8 +165,18 @@ class EmotionInContextPipeline(ChunkPipeline):
     >>> pipe([{"image": "a.jpg", "bbox": [...]}, {"image": "b.jpg"}], batch_size=8, detect=True)  # doctest: +SKIP
     ```
 
-    Pipeline options: `detect` (bool), `detector` (model id, path or object-detection pipeline;
-    default `hustvl/yolos-tiny`), `person_label` ("person"), `detection_threshold` (0.5),
+    A video (`pipe(video="clip.mp4", fps=2.0)`, a path or URL; see video_timeline.py) gives a
+    timeline instead: every person found by the detector and followed by a tracker (or each given
+    `bbox`, held fixed), classified per window of `config.num_frames` sampled frames (clip models)
+    or per sampled frame (image models): `{"video", "fps", "num_frames", "tracks": [{"id", "start",
+    "end", "windows": [{"time", "frame", "box", "labels", "scores", "vad", ...}]}], "message"}`.
+    Video options: `fps` or `every_n_frames` (sampling; default 2 fps), `detect_every` (k: detect
+    every k sampled frames, boxes interpolated in between), `bbox`, `description`, `batch_size` and
+    the detection options below. It needs PyAV and trackers: `pip install "emofusion[video]"`.
+
+    Pipeline options: `detect` (bool), `detector` (model id, path or object-detection pipeline, or
+    any callable with that pipeline's interface; default `hustvl/yolos-tiny`), `person_label`
+    ("person"), `detection_threshold` (0.5),
     `describer` (a VLLM's model id or folder, or anything with the `TransformersDescriber`
     interface, to override the recorded VLLM; the recorded prompt and generation settings are
     kept), `timeout` (seconds, for URLs).
@@ -194,6 +210,8 @@ class EmotionInContextPipeline(ChunkPipeline):
         `pipe(image, bbox=None, description=None)`, `pipe(frames=[...], bbox=..., description=...)`,
         `pipe({"image": ..., "bbox": ..., "description": ...})` or a list of such dicts/images.
         """
+        if "video" in kwargs:
+            return self._video(inputs, **kwargs)
         per_input = {key: kwargs.pop(key) for key in ("image", "frames", "bbox", "description") if key in kwargs}
         if per_input:
             batch = isinstance(inputs, (list, tuple))
@@ -210,6 +228,17 @@ class EmotionInContextPipeline(ChunkPipeline):
         if isinstance(inputs, tuple):
             inputs = list(inputs)
         return super().__call__(inputs, **kwargs)
+
+    def _video(self, inputs, video, **options):
+        """`pipe(video=path_or_url, fps=..., every_n_frames=..., bbox=..., description=...)`: a timeline dict."""
+        if inputs is not None:
+            raise ValueError("Pass the video as video=... alone, not together with an image or frames.")
+        unknown = sorted(set(options) - set(VIDEO_OPTIONS) - {"detect"})
+        if unknown:
+            raise TypeError(f"Unknown option(s) for a video: {unknown}; expected some of {sorted(VIDEO_OPTIONS)}.")
+        # People are always detected and tracked in a video unless boxes are given.
+        options.pop("detect", None)
+        return video_timeline(self, video, **options)
 
     def _sanitize_parameters(
         self,
@@ -403,7 +432,8 @@ class EmotionInContextPipeline(ChunkPipeline):
 
     def _detect_people(self, picture, detector, person_label: str, threshold: float):
         detector = self._get_detector(detector)
-        classes = set(detector.model.config.id2label.values())
+        model = getattr(detector, "model", None)
+        classes = set(model.config.id2label.values()) if model is not None else {person_label}
         if person_label not in classes:
             raise ValueError(
                 f"The person detector has no class {person_label!r} (its classes include {sorted(classes)[:10]}): "
@@ -425,7 +455,8 @@ class EmotionInContextPipeline(ChunkPipeline):
         return [b for b, _ in kept], [round(float(s), 4) for _, s in kept]
 
     def _get_detector(self, detector):
-        if isinstance(detector, Pipeline):
+        if isinstance(detector, Pipeline) or (callable(detector) and not isinstance(detector, (str, os.PathLike))):
+            # An object-detection pipeline, or any callable with its interface and output.
             return detector
         key = detector or DEFAULT_DETECTOR
         if key not in self._detectors:
