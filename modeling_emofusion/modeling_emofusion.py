@@ -43,8 +43,16 @@ def _find(module: nn.Module, path: str) -> nn.Module | nn.Parameter | None:
 logger = logging.get_logger(__name__)
 
 
+class _OutputWithVisionOutputs(ModelOutput):
+    """The outputs below keep the vision encoder's own output; `to_tuple` turns it into a tuple too, as
+    InstructBLIP's outputs do."""
+
+    def to_tuple(self) -> tuple[Any]:
+        return tuple(self[k] if k != "vision_outputs" else self[k].to_tuple() for k in self.keys())
+
+
 @dataclass
-class EmoFusionModelOutput(ModelOutput):
+class EmoFusionModelOutput(_OutputWithVisionOutputs):
     """
     Output of [`EmoFusionModel`]. Like InstructBLIP's, the parts' own outputs are kept: the Q-Former's hidden states
     and attentions (self and cross separately) and the vision encoder's output, each returned only when asked for.
@@ -84,13 +92,9 @@ class EmoFusionModelOutput(ModelOutput):
     cross_attentions: tuple[torch.FloatTensor, ...] | None = None
     vision_outputs: ModelOutput | None = None
 
-    def to_tuple(self) -> tuple[Any]:
-        # The nested vision output becomes a tuple too, as in InstructBLIP's outputs.
-        return tuple(self[k] if k != "vision_outputs" else self[k].to_tuple() for k in self.keys())
-
 
 @dataclass
-class EmoFusionClassifierOutput(ModelOutput):
+class EmoFusionClassifierOutput(_OutputWithVisionOutputs):
     """
     Output of [`EmoFusionForEmotionClassification`].
 
@@ -119,9 +123,6 @@ class EmoFusionClassifierOutput(ModelOutput):
     attentions: tuple[torch.FloatTensor, ...] | None = None
     cross_attentions: tuple[torch.FloatTensor, ...] | None = None
     vision_outputs: ModelOutput | None = None
-
-    def to_tuple(self) -> tuple[Any]:
-        return tuple(self[k] if k != "vision_outputs" else self[k].to_tuple() for k in self.keys())
 
 
 # Parts of a vision encoder that only compute its `pooler_output` (or serve its pre-training). EmoFusion reads
