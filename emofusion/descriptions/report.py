@@ -138,7 +138,7 @@ def _plots(report: dict, out: Path) -> dict[str, str]:
         ax.set_xticks([i + 0.4 - width / 2 for i in range(len(sets))], [s["name"] for s in sets], fontsize=8)
         ax.set_ylim(0, 1)
         ax.set_ylabel(f"test {metric}")
-        ax.set_title(f"Downstream: test {metric} of the same model trained on each set")
+        ax.set_title(f"Test {metric} of the same model trained on each set", fontsize=10)
         ax.legend(fontsize=8)
         fig.tight_layout()
         paths["downstream"] = str(out / "downstream.png")

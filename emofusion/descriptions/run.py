@@ -238,6 +238,11 @@ def run(request: Request) -> dict:
             "No dataset is known (none given with --dataset, none recorded by the sets): label mentions are not "
             "counted."
         )
+    if options.data_dir is None:
+        report["notes"].append(
+            "Without --dataset and --data_dir there are no true labels and ids: no mention precision or recall, "
+            "no coverage."
+        )
     if len(sets) > 1:
         shared = set.intersection(*vocabularies)
         report["overlap"] = {
