@@ -195,6 +195,13 @@ def test_lengths_in_the_recorded_models_tokens(tmp_path, capsys):
         "total": 3, "ok": 1, "flagged": 1, "error": 1, "used_as_descriptions": 1,
         "by_split": {"test": {"ok": 0, "flagged": 1, "error": 0}, "train": {"ok": 1, "flagged": 0, "error": 1}},
     }  # fmt: skip
+    # One tokenizer for every set, whatever model each records.
+    code = cli_main(
+        ["descriptions", "stats", str(tmp_path / "absent"), "--tokenizer", str(tokenizer), "--output_dir", str(out)]
+    )
+    assert code == 0, capsys.readouterr().err
+    (shared,) = json.loads((out / "report.json").read_text())["sets"]
+    assert shared["length"]["tokenizer"] == str(tokenizer) and shared["length"]["max"] == 4
     assert set(cached["label_mentions"]["per_label"]) == {
         "Anger",
         "Disgust",
