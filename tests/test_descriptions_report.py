@@ -226,6 +226,11 @@ def test_lengths_in_the_recorded_models_tokens(tmp_path, capsys):
         (["stats", "{demo}", "--label_words", "{root}/bad_words.json"], "label 'Joy' is not one of the dataset's"),
         (["compare", "{demo}", "--train", "{root}/missing.yaml"], "--train {root}/missing.yaml: no such file"),
         (["compare", "{demo}", "--modalities", "audio"], "--modalities 'audio'"),
+        (["compare", "{demo}", "--train", "{root}/typo.yaml"], "config file {root}/typo.yaml: unknown option"),
+        (
+            ["compare", "{demo}", "--train", "{root}/caer.yaml"],
+            "--train {root}/caer.yaml: field 'dataset' is 'caer_s'",
+        ),
         (["tally", "{demo}"], "unknown command 'tally'"),
     ],
     ids=[
@@ -239,8 +244,10 @@ def test_lengths_in_the_recorded_models_tokens(tmp_path, capsys):
         "bad-label-words",
         "missing-config",
         "bad-modality",
+        "config-typo",
+        "config-of-another-dataset",
         "unknown-command",
-    ],  # fmt: skip
+    ],
 )
 def test_bad_input_is_one_line_naming_the_file_or_field(sets, tmp_path, capsys, argv, expected):
     root = tmp_path
@@ -250,6 +257,8 @@ def test_bad_input_is_one_line_naming_the_file_or_field(sets, tmp_path, capsys, 
     write_description_set(root / "bad_meta", row, {"version": 7})
     write_description_set(root / "other_dataset", row, {"dataset": "mnist"})
     (root / "bad_words.json").write_text(json.dumps({"Joy": ["smiling"]}))
+    (root / "typo.yaml").write_text("dataset: emotic\nmodel_name_or_path: m\nlerning_rate: 0.1\n")
+    (root / "caer.yaml").write_text("dataset: caer_s\nmodel_name_or_path: m\n")
     names = {"root": root, "demo": sets["demo"]}
     try:
         code = cli_main(

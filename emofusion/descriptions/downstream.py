@@ -43,6 +43,20 @@ def run_arguments(options, source: str, run_dir: Path, modality: str, task: str 
     return argv
 
 
+def parse_run(options, source: str, run_dir: Path, modality: str, task: str | None) -> tuple:
+    """train.py's parsed arguments of one run; a config that does not parse, or is of another dataset, is refused."""
+    from emofusion.training import parse_args
+
+    model_args, data_args, training_args = parse_args(
+        run_arguments(options, source, run_dir, modality, task), prog=f"emofusion descriptions --train {options.train}"
+    )
+    if task is not None and data_args.dataset != task:
+        raise ValueError(
+            f"--train {options.train}: field 'dataset' is {data_args.dataset!r}, but the sets describe {task!r}."
+        )
+    return model_args, data_args, training_args
+
+
 def figures_of_test_split(metrics: dict) -> dict:
     """The test split's metrics without their `test_` prefix and without the speed figures."""
     return {
@@ -56,21 +70,14 @@ def train_on_sets(
     options, sources: list[str], names: list[str], task: str | None, out: Path, save: Callable[[dict], None]
 ) -> dict:
     """Train and test every modality of `options.modality_list` on every set; `save(downstream)` after each run."""
-    from emofusion.training import parse_args, run_training
+    from emofusion.training import run_training
 
     runs = []
     downstream = {"config": options.train, "modalities": options.modality_list, "runs": runs}
     for name, source in zip(names, sources):
         for modality in options.modality_list:
             run_dir = out / "runs" / name / modality
-            model_args, data_args, training_args = parse_args(
-                run_arguments(options, source, run_dir, modality, task), prog="emofusion descriptions --train"
-            )
-            if data_args.dataset != (task or data_args.dataset):
-                raise ValueError(
-                    f"--train {options.train}: field 'dataset' is {data_args.dataset!r}, but the sets describe "
-                    f"{task!r}."
-                )
+            model_args, data_args, training_args = parse_run(options, source, run_dir, modality, task)
             logger.info("Training the %s model on %s (%s) in %s", modality, name, source, run_dir)
             # The Trainer prints its metric tables: they go to stderr, stdout keeps the report's summary.
             with contextlib.redirect_stdout(sys.stderr):

@@ -209,6 +209,10 @@ def run(request: Request) -> dict:
             extra = read_label_words(options.label_words, labels)
             verbatim = label_terms(labels)
             matchers["lexicon_mentions"] = MentionMatcher({k: verbatim[k] + extra[k] for k in labels})
+    if options.train:  # a config that does not parse is refused before any work
+        from .downstream import parse_run
+
+        parse_run(options, sources[0], out / "runs", options.modality_list[0], task)
     if options.data_dir is not None:
         truth, dataset_ids = load_truth(task, options.data_dir, options.dataset_cache_dir)
     shared_tokenizer = None
