@@ -302,12 +302,13 @@ def markdown(report: dict, figures: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-def write_report(report: dict, out: Path) -> dict[str, str]:
-    """Write report.json, report.md and the figures into `out`; return their paths."""
+def write_report(report: dict, out: Path, figures: bool = True) -> dict[str, str]:
+    """Write report.json, report.md and (unless `figures=False`: a report saved midway) the figures into `out`;
+    return their paths."""
     out.mkdir(parents=True, exist_ok=True)
     report["rankings"] = rankings(report)
     notes = list(report["notes"])
-    figures = _plots(report, out)
+    figures = _plots(report, out) if figures else {}
     serialisable = {k: v for k, v in report.items() if k not in ("summary", "paths")}
     serialisable["sets"] = [{k: v for k, v in s.items() if k != "length_values"} for s in report["sets"]]
     serialisable["figures"] = {name: Path(path).name for name, path in figures.items()}

@@ -255,13 +255,13 @@ def run(request: Request) -> dict:
             "jaccard": jaccard_matrix(vocabularies),
             "shared_by_all": len(shared),
         }
-    write_report(report, out)
+    write_report(report, out, figures=not options.train)
     if options.train:
         from .downstream import train_on_sets
 
         def save(downstream: dict) -> None:  # after every run: finished runs are never lost
             report["downstream"] = downstream
-            write_report(report, out)
+            write_report(report, out, figures=False)
 
         train_on_sets(options, sources, names, task, out, save)
     report["paths"] = write_report(report, out)
