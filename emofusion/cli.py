@@ -22,12 +22,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "caption": ("emofusion.captioning", "stage 1: write VLLM descriptions of every subject of a dataset split"),
     "train": ("emofusion.training", "stage 2: train and evaluate the fusion model"),
+    "descriptions": (
+        "emofusion.descriptions",
+        "figures of description sets (stats SET, compare SET [SET ...]), downstream with --train",
+    ),
 }
 
 
 def _usage() -> str:
     lines = ["usage: emofusion <command> [options]", "", "commands:"]
-    lines += [f"  {name:<9} {help_text}" for name, (_, help_text) in COMMANDS.items()]
+    lines += [f"  {name:<12} {help_text}" for name, (_, help_text) in COMMANDS.items()]
     lines += ["", "`emofusion <command> --help` shows a command's options."]
     return "\n".join(lines)
 

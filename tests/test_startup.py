@@ -41,7 +41,10 @@ def run_python(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize(
     "argv",
-    [[], ["--help"], ["--version"], ["demo", "--help"], ["predict", "--help"], ["convert", "--help"]],
+    [
+        [], ["--help"], ["--version"], ["demo", "--help"], ["predict", "--help"], ["convert", "--help"],
+        ["descriptions", "--help"], ["descriptions", "compare", "--help"], ["descriptions", "stats", "--help"],
+    ],  # fmt: skip
     ids=lambda argv: " ".join(argv) or "no-args",
 )
 def test_cli_help_imports_neither_torch_nor_transformers(argv):
