@@ -424,6 +424,16 @@ class EmotionInContextPipeline(ChunkPipeline):
         kept = [(b, d["score"]) for b, d in zip(boxes, people) if b[2] > b[0] and b[3] > b[1]]
         return [b for b, _ in kept], [round(float(s), 4) for _, s in kept]
 
+    def find_people(
+        self, image, detector=None, person_label: str = "person", threshold: float = 0.5, timeout: float | None = None
+    ) -> list[dict]:
+        """The people the detector finds in `image`, best first: `[{"bbox": [x1, y1, x2, y2], "score"}]` in the
+        photo's pixels, found on the working picture as `detect=True` finds them (e.g. to let a user describe
+        each person before classifying)."""
+        picture = load_picture(image, timeout, self.working_side)
+        boxes, scores = self._detect_people(picture, detector, person_label, threshold)
+        return [{"bbox": [round(v, 2) for v in box], "score": score} for box, score in zip(boxes, scores)]
+
     def _get_detector(self, detector):
         if isinstance(detector, Pipeline):
             return detector
