@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "caption": ("emofusion.captioning", "stage 1: write VLLM descriptions of every subject of a dataset split"),
     "train": ("emofusion.training", "stage 2: train and evaluate the fusion model"),
+    "app": ("emofusion.app.command", "a web page for a model (Gradio), or a Hugging Face Space folder for it"),
 }
 
 
