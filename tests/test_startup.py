@@ -41,7 +41,8 @@ def run_python(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize(
     "argv",
-    [[], ["--help"], ["--version"], ["demo", "--help"], ["predict", "--help"], ["convert", "--help"]],
+    [[], ["--help"], ["--version"], ["demo", "--help"], ["predict", "--help"], ["convert", "--help"],
+     ["app", "--help"]],  # fmt: skip
     ids=lambda argv: " ".join(argv) or "no-args",
 )
 def test_cli_help_imports_neither_torch_nor_transformers(argv):
