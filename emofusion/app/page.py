@@ -6,8 +6,8 @@ picture, a missing description without a describer, a model that cannot load) is
 page (`gr.Error`, `gr.Warning`), and the server goes on serving. Requests queue and run one at a
 time, each with its own results.
 
-The page is a set of tabs, each built by one function of `(recogniser)` listed in `TABS`; a tab
-for video input is one more such function.
+The page is a set of tabs, each filled by one function of `(recogniser)` listed in `TABS`; a tab
+for video input is one more such function and one more entry there.
 """
 
 from __future__ import annotations
@@ -203,9 +203,9 @@ def photo_tab(recogniser: Recogniser) -> None:
     )
 
 
-# Each function adds one tab to the page, in this order (the video tab is added here when it lands).
-TABS: list[Callable[[Recogniser], None]] = [photo_tab]
-TAB_TITLES = {photo_tab: "Photo"}
+# The page's tabs, in order: a title and the function that fills the tab (called inside it with the page's
+# Recogniser). Another kind of input (video) is one more entry here.
+TABS: list[tuple[str, Callable[[Recogniser], None]]] = [("Photo", photo_tab)]
 
 
 # -- the page --------------------------------------------------------------------------------------
@@ -249,9 +249,9 @@ def build_app(
         if error:
             gr.HTML(notice_html(f"{error} Every request will try again."))
         with gr.Tabs():
-            for add_tab in TABS:
-                with gr.Tab(TAB_TITLES.get(add_tab, add_tab.__name__)):
-                    add_tab(recogniser)
+            for tab_title, fill_tab in TABS:
+                with gr.Tab(tab_title):
+                    fill_tab(recogniser)
     app.recogniser = recogniser
     return app
 

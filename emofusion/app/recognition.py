@@ -165,12 +165,15 @@ class Recogniser:
 
     def photo_size(self, photo: str) -> tuple[int, int]:
         """The upright photo's (width, height): the frame of the boxes. An unreadable file is an `AppInputError`."""
-        from modeling_emofusion.marking import load_image_for_model
+        from PIL import Image
 
         try:
-            return load_image_for_model(photo, min_side=None).original_size
+            with Image.open(photo) as picture:  # the header only: the pipeline decodes it at working size
+                width, height = picture.size
+                turned = picture.getexif().get(0x0112, 1) in (5, 6, 7, 8)  # EXIF orientations with a quarter turn
         except Exception as error:
             raise AppInputError(f"{Path(photo).name}: not a picture that can be read ({error}).") from error
+        return (height, width) if turned else (width, height)
 
     def find_people(self, photo: str | None, threshold: float = 0.5) -> list[list]:
         """The detector's people as rows of the people table (descriptions empty, to be typed)."""
