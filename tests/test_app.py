@@ -46,7 +46,7 @@ TWO_PEOPLE = [
     [100, 20, 380, 500, "The person in the red box is smiling at the camera, proud and happy."],
     [300, 280, 512, 512, "The person in the red box sits alone, tired and sad."],
 ]
-TINY_DEMO = {"train_images": 16, "val_images": 8, "test_images": 4, "num_train_epochs": 2.0, "batch_size": 16}
+TINY_DEMO = {"train_images": 8, "val_images": 4, "test_images": 2, "num_train_epochs": 1.0, "batch_size": 8}
 
 
 def free_port() -> int:

@@ -93,12 +93,13 @@ def main(argv: list[str] | None = None) -> int:
     notice = None
     model = args.model
     if model is None:
-        import datasets
+        from .demo_model import DEMO_NOTICE, ensure_demo_model, has_demo_model
 
-        from .demo_model import DEMO_NOTICE, ensure_demo_model
+        if args.demo_dir is None or not has_demo_model(args.demo_dir):
+            import datasets  # training it: the demo's own progress bar only
 
-        datasets.logging.set_verbosity_error()
-        datasets.disable_progress_bars()
+            datasets.logging.set_verbosity_error()
+            datasets.disable_progress_bars()
         model = str(ensure_demo_model(args.demo_dir))
         notice = DEMO_NOTICE
     if args.host not in ("127.0.0.1", "localhost", "::1"):

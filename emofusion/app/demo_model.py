@@ -17,7 +17,7 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 DEMO_NOTICE = (
-    "This is emofusion's demo model: tiny random backbones trained for a minute on synthetic pictures and "
+    "This is emofusion's demo model: tiny random backbones trained briefly on synthetic pictures and "
     "descriptions (emofusion demo). Its answers on real photos mean nothing. For real predictions, start the app "
     "with --model and a checkpoint trained on EMOTIC, CAER-S or BoLD."
 )
@@ -65,7 +65,7 @@ def ensure_demo_model(folder: str | os.PathLike | None = None, demo_args=None) -
     work = Path(tempfile.mkdtemp(prefix=".training-", dir=folder))
     logger.warning(
         f"No demo model in {folder}: training one with `emofusion demo`'s code on synthetic data "
-        "(about a minute on 2 CPU cores; it is kept for the next start)."
+        "(a minute or more on a CPU; it is kept for the next start)."
     )
     threads = torch.get_num_threads()
     torch.set_num_threads(args.num_threads)
