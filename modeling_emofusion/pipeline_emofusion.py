@@ -508,6 +508,9 @@ class EmotionInContextPipeline(ChunkPipeline):
                 f"Loading the description model {model_id_or_path!r}"
                 + (" recorded in the config." if recorded else ".")
             )
+            # Generation settings are a VLLM's only when a VLLM wrote the training descriptions; others (the
+            # demo's synthetic writer records {"writer": ...}) are no `generate` arguments.
+            generation = (config.description_generation or {}) if config.description_model else {}
             try:
                 with hub_access(model_id_or_path, what="description model"):
                     self._describers[key] = TransformersDescriber.from_pretrained(
@@ -515,7 +518,7 @@ class EmotionInContextPipeline(ChunkPipeline):
                         revision=revision,
                         device=self.device,
                         marking=config.marking,
-                        **(config.description_generation or {}),
+                        **generation,
                     )
             except OSError as error:
                 which = "recorded in the config " if recorded else ""
