@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -85,19 +86,24 @@ class Server:
                 pytest.fail(f"the app did not answer on {self.url} within {timeout} s:\n{self.output()}")
             time.sleep(0.2)
 
+    def interrupt(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+
     def stop(self) -> None:
-        self.process.send_signal(signal.SIGINT)
+        self.interrupt()
         try:
             code = self.process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             self.process.kill()
             code = self.process.wait()
+        output = self.output()
         self.log.close()
         with socket.socket() as sock:
             assert sock.connect_ex(("127.0.0.1", self.port)) != 0
-        # 0 from gradio's wait loop; 130 (emofusion's Ctrl-C status) when the signal lands while launch() is still
-        # finishing its start-up.
-        assert code in (0, 130), f"the app exited with {code} on SIGINT"
+        # Ctrl-C's ways out: 0 (gradio's wait loop or launch_app handled it), 130 (emofusion's Ctrl-C status) or
+        # -SIGINT (Python's, for an interrupt that lands while the interpreter is shutting down).
+        assert code in (0, 130, -signal.SIGINT), f"the app exited with {code} on SIGINT:\n{output}"
 
 
 @pytest.fixture(scope="session")
@@ -110,7 +116,10 @@ def demo_dir(tmp_path_factory):
     assert not has_demo_model(folder)
     model = ensure_demo_model(folder, DemoArguments(output_dir=str(folder), **TINY_DEMO))
     assert model == demo_model_path(folder) and has_demo_model(folder)
-    assert sorted(p.name for p in folder.iterdir()) == ["fusion"]  # the scratch folder is gone
+    # The data and descriptions its config names stay; the scratch, the Arrow cache and the initial config go.
+    assert sorted(p.name for p in folder.iterdir()) == ["data", "descriptions", "fusion"]
+    config = json.loads((model / "config.json").read_text())
+    assert config["description_dataset"] == str(folder / "descriptions") and config["modality"] == "fusion"
     return folder
 
 
@@ -122,6 +131,16 @@ def detector_dir(tmp_path_factory):
     model, image_processor = tiny_person_detector()
     model.save_pretrained(folder)
     image_processor.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def describer_dir(tmp_path_factory):
+    """A tiny random LLaVA folder: a describer the page can be told to use."""
+    from emofusion.testing_llava import tiny_llava
+
+    folder = tmp_path_factory.mktemp("describer") / "tiny-llava"
+    tiny_llava(folder)
     return folder
 
 
@@ -153,6 +172,8 @@ def servers(demo_dir, detector_dir, space_dir):
         started.append(Server([sys.executable, "app.py"], space_port, cwd=space_dir, env=env))
         yield {"app": started[0].ready(), "space": started[1].ready()}
     finally:
+        for server in started:  # both at once, then wait for each
+            server.interrupt()
         for server in started:
             server.stop()
 
@@ -160,6 +181,18 @@ def servers(demo_dir, detector_dir, space_dir):
 @pytest.fixture(scope="session")
 def app_url(servers):
     return servers["app"]
+
+
+@contextmanager
+def connected(url: str):
+    """A gradio_client Client, closed after (its heartbeat stream would hold the server's shutdown)."""
+    from gradio_client import Client
+
+    client = Client(url, verbose=False)
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 def table(rows):
@@ -193,9 +226,13 @@ def assert_same_results(served, expected):
 def check_client(url: str, model_dir: Path) -> None:
     """The page's API through gradio_client: the pipeline's own results; bad input is a message and the next
     good call still works."""
-    from gradio_client import Client, handle_file
+    from gradio_client import handle_file
 
-    client = Client(url, verbose=False)
+    with connected(url) as client:
+        _check_client(client, model_dir, handle_file)
+
+
+def _check_client(client, model_dir, handle_file) -> None:
     annotated, chart, people, served, download = client.predict(
         handle_file(str(PHOTO)), table(TWO_PEOPLE), "", api_name="/recognise"
     )
@@ -218,11 +255,15 @@ def check_client(url: str, model_dir: Path) -> None:
     assert_same_results(again[3], served[:1])
 
 
-def test_client_gets_the_pipelines_results(app_url, demo_dir, tmp_path):
-    from gradio_client import Client, handle_file
+def test_client_gets_the_pipelines_results(app_url, demo_dir, describer_dir, tmp_path):
+    from gradio_client import handle_file
 
     check_client(app_url, demo_dir / "fusion")
-    client = Client(app_url, verbose=False)
+    with connected(app_url) as client:
+        _more_client_checks(client, demo_dir, describer_dir, tmp_path, handle_file)
+
+
+def _more_client_checks(client, demo_dir, describer_dir, tmp_path, handle_file) -> None:
     # An unreadable upload is a message too.
     not_a_photo = tmp_path / "photo.png"
     not_a_photo.write_text("not a picture")
@@ -232,6 +273,12 @@ def test_client_gets_the_pipelines_results(app_url, demo_dir, tmp_path):
     with pytest.raises(gradio_client.exceptions.AppError, match="no-such/describer"):
         client.predict(handle_file(str(PHOTO)), table([TWO_PEOPLE[0][:4] + [""]]), "no-such/describer",
                        api_name="/recognise")  # fmt: skip
+    # A description left empty is written by the describer named on the page, as the pipeline writes it.
+    row = [*TWO_PEOPLE[0][:4], ""]
+    generated = client.predict(handle_file(str(PHOTO)), table([row]), str(describer_dir), api_name="/recognise")[3]
+    (expected,) = pipeline_of(str(demo_dir / "fusion"))(str(PHOTO), bbox=row[:4], describer=str(describer_dir))
+    assert generated[0]["description_source"] == "generated" and generated[0]["description"] == expected["description"]
+    assert generated[0]["labels"] == expected["labels"]
     # The detector's people become rows of the table, descriptions left to type.
     found = client.predict(handle_file(str(PHOTO)), api_name="/find_people")
     assert found["data"] and all(len(row) == 5 and row[4] == "" for row in found["data"])
@@ -239,16 +286,16 @@ def test_client_gets_the_pipelines_results(app_url, demo_dir, tmp_path):
 
 
 def test_two_users_at_once_get_their_own_results(app_url, demo_dir):
-    from gradio_client import Client, handle_file
+    from gradio_client import handle_file
 
-    first, second = Client(app_url, verbose=False), Client(app_url, verbose=False)
     asked = {"first": TWO_PEOPLE, "second": [[40, 60, 300, 420, "The person in the red box shouts in anger."]]}
-    jobs = {
-        name: client.submit(handle_file(str(PHOTO)), table(rows), "", api_name="/recognise")
-        for (name, rows), client in zip(asked.items(), (first, second))
-    }
-    for name, job in jobs.items():
-        assert_same_results(job.result(timeout=120)[3], direct(demo_dir / "fusion", asked[name]))
+    with connected(app_url) as first, connected(app_url) as second:
+        jobs = {
+            name: client.submit(handle_file(str(PHOTO)), table(rows), "", api_name="/recognise")
+            for (name, rows), client in zip(asked.items(), (first, second))
+        }
+        for name, job in jobs.items():
+            assert_same_results(job.result(timeout=120)[3], direct(demo_dir / "fusion", asked[name]))
 
 
 def test_page_in_a_real_browser(app_url, tmp_path):
@@ -321,7 +368,7 @@ def test_exported_space_runs_and_answers_the_same(space_dir, servers, demo_dir):
 
 
 def test_a_model_that_cannot_load_is_a_message_on_the_page(tmp_path):
-    from gradio_client import Client, handle_file
+    from gradio_client import handle_file
 
     from emofusion.app.page import build_app, launch_app
 
@@ -329,10 +376,10 @@ def test_a_model_that_cannot_load_is_a_message_on_the_page(tmp_path):
     app = build_app(str(missing))
     launch_app(app, host="127.0.0.1", port=free_port(), prevent_thread_lock=True, quiet=True)
     try:
-        client = Client(app.local_url, verbose=False)
-        for _ in range(2):  # and again: the server keeps serving, and tries to load it each time
-            with pytest.raises(gradio_client.exceptions.AppError, match=f"The model '{missing}' cannot be loaded"):
-                client.predict(handle_file(str(PHOTO)), table(TWO_PEOPLE), "", api_name="/recognise")
+        with connected(app.local_url) as client:
+            for _ in range(2):  # and again: the server keeps serving, and tries to load it each time
+                with pytest.raises(gradio_client.exceptions.AppError, match=f"The model '{missing}' cannot be loaded"):
+                    client.predict(handle_file(str(PHOTO)), table(TWO_PEOPLE), "", api_name="/recognise")
     finally:
         app.close()
 

@@ -46,7 +46,8 @@ def ensure_demo_model(folder: str | os.PathLike | None = None, demo_args=None) -
     Training runs `emofusion.demo`'s steps (synthetic EMOTIC-format data, the real builder, the
     description join, the real training code) for the fusion model only, with `demo_args`
     (`emofusion.demo.DemoArguments`; the demo's documented defaults when None), under a tqdm
-    progress bar. It happens in a scratch folder that is renamed into place at the end, so an
+    progress bar. The synthetic data and descriptions stay in `folder` (the model's config names
+    them); the model is trained in a scratch folder renamed into place at the end, so an
     interrupted run leaves no half model that a later start would take for a finished one.
     """
     folder = Path(folder) if folder is not None else default_demo_dir()
@@ -62,35 +63,39 @@ def ensure_demo_model(folder: str | os.PathLike | None = None, demo_args=None) -
 
     args = demo_args if demo_args is not None else demo.DemoArguments()
     folder.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".training-", dir=folder))
     logger.warning(
         f"No demo model in {folder}: training one with `emofusion demo`'s code on synthetic data "
         "(a minute or more on a CPU; it is kept for the next start)."
     )
+    # The data and descriptions stay (the model's config names them); the model is trained in a scratch
+    # folder and renamed into place at the end.
+    data_dir, descriptions, init = folder / "data", folder / "descriptions", folder / "init"
+    cache_dir = folder / "cache"
+    scratch = Path(tempfile.mkdtemp(prefix=".training-", dir=folder))
     threads = torch.get_num_threads()
     torch.set_num_threads(args.num_threads)
     steps = ["writing synthetic data", "reading it, writing descriptions", "training the fusion model"]
     try:
         with tqdm(total=len(steps), desc="Demo model", unit="step", dynamic_ncols=True) as progress:
             progress.set_postfix_str(steps[0])
-            data_dir = demo.write_dataset(work / "data", args)
+            demo.write_dataset(data_dir, args)
             progress.update()
             progress.set_postfix_str(steps[1])
-            cache_dir = str(work / "cache")
-            dataset = load_emotion_dataset("emotic", data_dir, cache_dir=cache_dir)
-            descriptions, _ = demo.write_descriptions(dataset, work / "descriptions")
-            demo.write_initial_model(work / "init", args)
+            dataset = load_emotion_dataset("emotic", data_dir, cache_dir=str(cache_dir))
+            demo.write_descriptions(dataset, descriptions)
+            demo.write_initial_model(init, args)
             progress.update()
             progress.set_postfix_str(steps[2])
-            demo.train_model("fusion", work / "init", data_dir, descriptions, work / MODEL_FOLDER, args, cache_dir)
+            demo.train_model("fusion", init, data_dir, descriptions, scratch / MODEL_FOLDER, args, str(cache_dir))
             progress.update()
         try:
-            os.replace(work / MODEL_FOLDER, model)
+            os.replace(scratch / MODEL_FOLDER, model)
         except OSError:
             if not has_demo_model(folder):  # another app trained one at the same time: keep that one
                 raise
     finally:
         torch.set_num_threads(threads)
-        shutil.rmtree(work, ignore_errors=True)
+        for temporary in (scratch, cache_dir, init):
+            shutil.rmtree(temporary, ignore_errors=True)
     logger.warning(f"Demo model saved to {model}.")
     return model

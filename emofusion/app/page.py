@@ -262,4 +262,7 @@ def launch_app(
     """Serve `app`: requests queue one at a time; no share link unless asked; `host` None: gradio's
     GRADIO_SERVER_NAME (a Space sets it) or 127.0.0.1."""
     app.queue(default_concurrency_limit=1, max_size=64)
-    app.launch(server_name=host, server_port=port, share=share, show_error=True, **kwargs)
+    try:
+        app.launch(server_name=host, server_port=port, share=share, show_error=True, **kwargs)
+    except KeyboardInterrupt:  # Ctrl-C before gradio's own wait loop, which handles it, has begun
+        app.close()
