@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "emofusion.descriptions",
         "figures of description sets (stats SET, compare SET [SET ...]), downstream with --train",
     ),
+    "app": ("emofusion.app.command", "a web page for a model (Gradio), or a Hugging Face Space folder for it"),
 }
 
 

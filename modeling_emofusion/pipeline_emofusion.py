@@ -454,6 +454,16 @@ class EmotionInContextPipeline(ChunkPipeline):
         kept = [(b, d["score"]) for b, d in zip(boxes, people) if b[2] > b[0] and b[3] > b[1]]
         return [b for b, _ in kept], [round(float(s), 4) for _, s in kept]
 
+    def find_people(
+        self, image, detector=None, person_label: str = "person", threshold: float = 0.5, timeout: float | None = None
+    ) -> list[dict]:
+        """The people the detector finds in `image`, best first: `[{"bbox": [x1, y1, x2, y2], "score"}]` in the
+        photo's pixels, found on the working picture as `detect=True` finds them (e.g. to let a user describe
+        each person before classifying)."""
+        picture = load_picture(image, timeout, self.working_side)
+        boxes, scores = self._detect_people(picture, detector, person_label, threshold)
+        return [{"bbox": [round(v, 2) for v in box], "score": score} for box, score in zip(boxes, scores)]
+
     def _get_detector(self, detector):
         if isinstance(detector, Pipeline) or (callable(detector) and not isinstance(detector, (str, os.PathLike))):
             # An object-detection pipeline, or any callable with its interface and output.
@@ -529,6 +539,9 @@ class EmotionInContextPipeline(ChunkPipeline):
                 f"Loading the description model {model_id_or_path!r}"
                 + (" recorded in the config." if recorded else ".")
             )
+            # Generation settings are a VLLM's only when a VLLM wrote the training descriptions; others (the
+            # demo's synthetic writer records {"writer": ...}) are no `generate` arguments.
+            generation = (config.description_generation or {}) if config.description_model else {}
             try:
                 with hub_access(model_id_or_path, what="description model"):
                     self._describers[key] = TransformersDescriber.from_pretrained(
@@ -536,7 +549,7 @@ class EmotionInContextPipeline(ChunkPipeline):
                         revision=revision,
                         device=self.device,
                         marking=config.marking,
-                        **(config.description_generation or {}),
+                        **generation,
                     )
             except OSError as error:
                 which = "recorded in the config " if recorded else ""

@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 from transformers import pipeline
 
+from emofusion.app.command import AppArguments
 from emofusion.captioning import build_parser as caption_parser
 from emofusion.captioning.arguments import DEFAULT_MAX_NEW_TOKENS
 from emofusion.convert import ConvertArguments
@@ -40,6 +41,7 @@ PARSERS = {
     "predict": predict_parser,
     "caption": caption_parser,
     "train": train_parser,
+    "app": lambda: DataclassArgumentParser(AppArguments, prog="emofusion app"),
 }
 # One option of each command, given in both spellings: (argv before it, option, value, destination, parsed).
 SAMPLES = {
@@ -48,6 +50,7 @@ SAMPLES = {
     "predict": (["photo.jpg", "--model", "m"], "save_annotated", "a.png", "save_annotated", "a.png"),
     "caption": (["--dataset", "emotic"], "max_new_tokens", "17", "max_new_tokens", 17),
     "train": (["--dataset", "emotic", "--model_name_or_path", "m"], "per_device_train_batch_size", "4", None, 4),
+    "app": ([], "export_space", "space", "export_space", "space"),
 }
 
 

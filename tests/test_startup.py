@@ -44,6 +44,7 @@ def run_python(*args: str) -> subprocess.CompletedProcess:
     [
         [], ["--help"], ["--version"], ["demo", "--help"], ["predict", "--help"], ["convert", "--help"],
         ["descriptions", "--help"], ["descriptions", "compare", "--help"], ["descriptions", "stats", "--help"],
+        ["app", "--help"],
     ],  # fmt: skip
     ids=lambda argv: " ".join(argv) or "no-args",
 )
