@@ -361,6 +361,7 @@ def test_exported_space_runs_and_answers_the_same(space_dir, servers, demo_dir):
     assert meta["sdk"] == "gradio" and meta["app_file"] == "app.py" and meta["models"] == ["someone/emofusion-x"]
     assert meta["license"] == "apache-2.0" and "https://arxiv.org/abs/2404.07078" in body
     requirements = (space / "requirements.txt").read_text().split()
+    assert any(r.startswith("av") for r in requirements) and any(r.startswith("trackers") for r in requirements)
     assert any(r.startswith("gradio==") for r in requirements) and any(r.startswith("torch") for r in requirements)
     assert "MODEL = os.environ.get(\"EMOFUSION_MODEL\", 'someone/emofusion-x')" in (space / "app.py").read_text()
     # `python app.py` inside the folder (started by `servers`), pointed at a local model folder.
@@ -474,3 +475,42 @@ def test_bundled_photos_are_package_data_with_their_licence():
     photos = sorted(EXAMPLES.glob("*.jpg"))
     assert len(photos) >= 2 and all(f"`{photo.name}`" in licence for photo in photos)
     assert '"app/examples/*"' in (REPO / "pyproject.toml").read_text(encoding="utf-8")
+
+
+def test_video_tab_gives_the_pipelines_timeline(app_url, demo_dir, tmp_path):
+    """The video tab through gradio_client: a fixed box and a description give the timeline the pipeline gives,
+    an annotated H.264 video with every source frame and the plot; bad input is a message and the next call works."""
+    import av
+    from gradio_client import handle_file
+
+    from emofusion.testing_video import write_figures_video
+
+    video = tmp_path / "walk.mp4"
+    write_figures_video(video, num_frames=10)
+    box, text = [10, 10, 80, 90], "The person in the red box is smiling, proud and happy."
+    with connected(app_url) as client:
+        annotated, plot, tracks, served, download = client.predict(
+            handle_file(str(video)), 5, "10, 10, 80, 90", text, "", api_name="/recognise_video"
+        )
+        for bad_box, message in (("10, 10, 80", "expected four numbers"), ("80, 10, 10, 90", "x1 < x2")):
+            with pytest.raises(gradio_client.exceptions.AppError, match=message):
+                client.predict(handle_file(str(video)), 5, bad_box, text, "", api_name="/recognise_video")
+        junk = tmp_path / "broken.mp4"
+        junk.write_bytes(b"not a video")
+        with pytest.raises(gradio_client.exceptions.AppError, match=r"^broken\.mp4: "):
+            client.predict(handle_file(str(junk)), 5, "", text, "", api_name="/recognise_video")
+        again = client.predict(handle_file(str(video)), 5, "10, 10, 80, 90", text, "", api_name="/recognise_video")
+    expected = pipeline_of(str(demo_dir / "fusion"))(video=str(video), fps=5, bbox=box, description=text)
+    for timeline in (served, again[3]):
+        assert len(timeline["tracks"]) == len(expected["tracks"]) == 1 and timeline["boxes"] == "fixed"
+        got, want = timeline["tracks"][0]["windows"], expected["tracks"][0]["windows"]
+        assert [w["frame"] for w in got] == [w["frame"] for w in want] == [0, 2, 4, 6, 8]
+        for a, b in zip(got, want):
+            assert a["box"] == b["box"] and a["scores"] == pytest.approx(b["scores"], abs=1e-5)
+    assert json.loads(Path(download).read_text(encoding="utf-8")) == served
+    assert tracks["data"][0][:4] == [0, 0.0, 0.8, 5]
+    with av.open(annotated) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264" and sum(1 for _ in container.decode(stream)) == 10
+    with Image.open(plot) as picture:
+        assert picture.format == "PNG"

@@ -6,8 +6,8 @@ picture, a missing description without a describer, a model that cannot load) is
 page (`gr.Error`, `gr.Warning`), and the server goes on serving. Requests queue and run one at a
 time, each with its own results.
 
-The page is a set of tabs, each filled by one function of `(recogniser)` listed in `TABS`; a tab
-for video input is one more such function and one more entry there.
+The page is a set of tabs, each filled by one function of `(recogniser)` listed in `TABS`: a photo
+tab, and a video tab when PyAV is installed (`emofusion[video]`).
 """
 
 from __future__ import annotations
@@ -203,9 +203,74 @@ def photo_tab(recogniser: Recogniser) -> None:
     )
 
 
+# -- the video tab ---------------------------------------------------------------------------------
+
+
+def video_tab(recogniser: Recogniser) -> None:
+    """A video in (people found and tracked, or one box held fixed); the annotated video, the timeline plot, one
+    row a track and the timeline's JSON out."""
+    from .video_recognition import TRACK_COLUMNS
+
+    config = recogniser.config if recogniser.load_error() is None else None
+    recorded = getattr(config, "description_model", None)
+    with gr.Row():
+        with gr.Column(scale=1):
+            video = gr.Video(sources=["upload"], label="Video", elem_id="inp-video", height=320)
+            fps = gr.Number(value=2, minimum=0.1, label="Frames a second to read", elem_id="inp-fps")
+            box = gr.Textbox(
+                label="Box (optional): x1, y1, x2, y2 in the video's pixels, held fixed; empty: the detector finds "
+                "and tracks every person",
+                elem_id="inp-video-box",
+            )
+            description = gr.Textbox(
+                label="Description of the person in context (used for every moment)",
+                placeholder=f"empty: written per moment by {recorded}" if recorded else "",
+                lines=2,
+                elem_id="inp-video-description",
+            )
+            describer = gr.Textbox(
+                label="Describer: the VLLM that writes the descriptions when none is typed",
+                placeholder=f"empty: {recorded}, which this model records" if recorded else "",
+                elem_id="inp-video-describer",
+            )
+            run = gr.Button("Recognise emotions through the video", variant="primary", elem_id="run-video-btn")
+        with gr.Column(scale=1):
+            annotated = gr.Video(label="Annotated video", interactive=False, elem_id="out-video")
+            plot = gr.Image(label="Timeline: each track's top emotions", format="png", interactive=False,
+                            elem_id="out-timeline")  # fmt: skip
+            tracks = gr.Dataframe(headers=TRACK_COLUMNS, label="Per track", interactive=False, elem_id="out-tracks")
+            with gr.Accordion("The timeline's JSON", open=False):
+                output_json = gr.JSON(label="Timeline", elem_id="out-video-json")
+            download = gr.File(label="Download the timeline", elem_id="out-video-file")
+
+    def recognise(path, rate, box_text, text, describer_id):
+        try:
+            result = recogniser.recognise_video(path, rate, box_text, text, describer_id)
+        except AppInputError as error:
+            raise _error(error) from None
+        for warning in result.warnings:
+            gr.Warning(warning)
+        return result.annotated_path, result.plot_path, result.table, result.timeline, result.json_path
+
+    run.click(
+        recognise,
+        inputs=[video, fps, box, description, describer],
+        outputs=[annotated, plot, tracks, output_json, download],
+        api_name="recognise_video",
+    )
+
+
+def _can_read_videos() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("av") is not None
+
+
 # The page's tabs, in order: a title and the function that fills the tab (called inside it with the page's
-# Recogniser). Another kind of input (video) is one more entry here.
+# Recogniser). The video tab needs PyAV (`emofusion[video]`); without it the page has the photo tab only.
 TABS: list[tuple[str, Callable[[Recogniser], None]]] = [("Photo", photo_tab)]
+if _can_read_videos():
+    TABS.append(("Video", video_tab))
 
 
 # -- the page --------------------------------------------------------------------------------------

@@ -128,8 +128,9 @@ class Recogniser:
 
     The model is loaded on first use (and again on the next request if that failed), so that a
     model that cannot load is a message on the page rather than a server that does not start.
-    One lock around each call: requests come one at a time from gradio's queue, and the pipeline
-    keeps its loaded describers and detectors between calls.
+    One lock around each call (`lock`): requests come one at a time from gradio's queue, and the
+    pipeline keeps its loaded describers and detectors between calls. Results are written under
+    `output_dir`, one folder a request.
     """
 
     def __init__(self, model: str, revision: str | None = None, device=None, detector: str | None = None):
@@ -138,8 +139,8 @@ class Recogniser:
         self.device = device
         self.detector = detector
         self._pipe = None
-        self._lock = threading.Lock()
-        self._output_dir = Path(tempfile.mkdtemp(prefix="emofusion-app-"))
+        self.lock = threading.Lock()
+        self.output_dir = Path(tempfile.mkdtemp(prefix="emofusion-app-"))
 
     def pipeline(self):
         if self._pipe is None:
@@ -175,12 +176,18 @@ class Recogniser:
             raise AppInputError(f"{Path(photo).name}: not a picture that can be read ({error}).") from error
         return (height, width) if turned else (width, height)
 
+    def recognise_video(self, video: str | None, fps=2.0, box=None, description=None, describer=None):
+        """The video tab's run: see `video_recognition.recognise_video`."""
+        from .video_recognition import recognise_video
+
+        return recognise_video(self, video, fps=fps, box=box, description=description, describer=describer)
+
     def find_people(self, photo: str | None, threshold: float = 0.5) -> list[list]:
         """The detector's people as rows of the people table (descriptions empty, to be typed)."""
         if not photo:
             raise AppInputError("Upload a photo (or pick an example) first.")
         self.photo_size(photo)
-        with self._lock:
+        with self.lock:
             try:
                 found = self.pipeline().find_people(photo, detector=self.detector, threshold=threshold)
             except (ValueError, OSError) as error:
@@ -199,7 +206,7 @@ class Recogniser:
         people, warnings = read_people(rows, size)
         describer = (describer or "").strip() or None
         options = {"describer": describer} if describer else {}
-        with self._lock:
+        with self.lock:
             pipe = self.pipeline()
             config = pipe.model.config
             needs_text = config.modality != "vision"
@@ -235,6 +242,6 @@ class Recogniser:
             config.decision_thresholds,
             multi_label=config.problem_type != "single_label_classification",
         )
-        out = Path(tempfile.mkdtemp(dir=self._output_dir)) / "predictions.json"
+        out = Path(tempfile.mkdtemp(dir=self.output_dir)) / "predictions.json"
         out.write_text(json.dumps(subjects, indent=2, ensure_ascii=False), encoding="utf-8")
         return Recognition(subjects, annotated, figure, result_table(subjects), os.fspath(out), warnings)

@@ -79,7 +79,8 @@ Sense Reasoning*, <https://arxiv.org/abs/2404.07078>. Written by `emofusion app 
 
 
 def requirements() -> list[str]:
-    """emofusion's own runtime requirements (without extras), gradio, and matplotlib for the charts."""
+    """emofusion's own runtime requirements (without extras), gradio, matplotlib for the charts, and PyAV and
+    trackers for the video tab."""
     import gradio
 
     pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
@@ -93,7 +94,7 @@ def requirements() -> list[str]:
         except metadata.PackageNotFoundError:
             required = []
     names = {re.split(r"[<>=!~ ;\[]", r, maxsplit=1)[0].lower() for r in required}
-    extra = [f"gradio=={gradio.__version__}", "matplotlib>=3.7"]
+    extra = [f"gradio=={gradio.__version__}", "matplotlib>=3.7", "av>=12", "trackers>=2.6"]
     return required + [r for r in extra if re.split(r"[<>=]", r, maxsplit=1)[0] not in names]
 
 
