@@ -1,6 +1,6 @@
 """`emofusion demo`: the whole method, offline, on a small synthetic dataset, in a few minutes on a CPU.
 
-    emofusion demo [--output_dir emofusion-demo] [--seed 0]
+    emofusion demo [--output_dir emofusion-demo] [--seed 0] [--dataset emotic|bold]
 
 1. writes a synthetic dataset in EMOTIC's real on-disk layout (Annotations/Annotations.mat and
    emotic/<source>/images/*.jpg), whose labels are half in the picture and half in the text
@@ -17,11 +17,16 @@
 Each step is one line on stderr; `--verbose` shows the training log, progress bars and metric
 tables as well. It checks that the machinery works end to end. The backbones are random and tiny
 and the task is synthetic: the numbers say nothing about accuracy on real photos.
+
+`--dataset bold` runs the same steps on video clips instead (`emofusion.demo_bold`): a synthetic
+BoLD in its owners' layout (annotation CSVs, mp4s, joints), the BoLD builder, clip models of
+`--num_frames` frames, BoLD's figures (mAP, mean AUC, R^2, ERS) and the pipeline on a test video.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -41,11 +46,30 @@ from .errors import check_output_folder
 logger = logging.getLogger(__name__)
 
 MODALITIES = ("vision", "text", "fusion")
+DATASETS = ("emotic", "bold")
 NOTICE = (
     "This demo checks the machinery (data layout, builder, description join, training, evaluation, saving, "
     "the pipeline) on synthetic data with tiny random models. Its numbers are not the accuracy of the method "
     "on real photos."
 )
+
+
+# Training defaults of each demo: the clip models see fewer examples, so they take larger steps.
+TRAINING_DEFAULTS = {
+    "emotic": {"num_train_epochs": 30.0, "learning_rate": 1e-3, "batch_size": 32},
+    "bold": {"num_train_epochs": 30.0, "learning_rate": 3e-3, "batch_size": 16},
+}
+
+
+def _by_dataset(name: str) -> str:
+    values = ", ".join(f"{defaults[name]:g} with --dataset {d}" for d, defaults in TRAINING_DEFAULTS.items())
+    return f"(unset: {values})"
+
+
+def with_defaults(args: DemoArguments) -> DemoArguments:
+    """`args` with the training options left unset taken from the chosen demo's defaults."""
+    unset = {k: v for k, v in TRAINING_DEFAULTS[args.dataset].items() if getattr(args, k) is None}
+    return dataclasses.replace(args, **unset)
 
 
 @dataclass
@@ -54,12 +78,33 @@ class DemoArguments:
 
     output_dir: str = field(default="emofusion-demo", metadata={"help": "Where data, models and results go."})
     seed: int = field(default=0, metadata={"help": "Seed of the data and of every training run."})
+    dataset: str = field(
+        default="emotic",
+        metadata={
+            "help": "emotic: photos in EMOTIC's layout, image models; bold: clips in BoLD's layout, clip models.",
+            "choices": DATASETS,
+        },
+    )
     train_images: int = field(default=400, metadata={"help": "Synthetic train images (1-2 subjects each)."})
     val_images: int = field(default=100, metadata={"help": "Synthetic validation images."})
     test_images: int = field(default=200, metadata={"help": "Synthetic test images."})
-    num_train_epochs: float = field(default=30.0, metadata={"help": "Epochs per model."})
-    learning_rate: float = field(default=1e-3, metadata={"help": "AdamW learning rate."})
-    batch_size: int = field(default=32, metadata={"help": "Train batch size."})
+    train_clips: int = field(
+        default=150, metadata={"help": "With --dataset bold: synthetic train clips (2 annotated people each)."}
+    )
+    val_clips: int = field(default=50, metadata={"help": "With --dataset bold: validation clips (the scored split)."})
+    test_clips: int = field(
+        default=4, metadata={"help": "With --dataset bold: test clips, without labels as BoLD's (the pipeline's)."}
+    )
+    num_frames: int = field(
+        default=4, metadata={"help": "With --dataset bold: frames of each clip the models see (config.num_frames)."}
+    )
+    num_train_epochs: float | None = field(
+        default=None, metadata={"help": f"Epochs per model {_by_dataset('num_train_epochs')}."}
+    )
+    learning_rate: float | None = field(
+        default=None, metadata={"help": f"AdamW learning rate {_by_dataset('learning_rate')}."}
+    )
+    batch_size: int | None = field(default=None, metadata={"help": f"Train batch size {_by_dataset('batch_size')}."})
     hidden_size: int = field(default=64, metadata={"help": "Width of the tiny vision encoder and Q-Former."})
     image_size: int = field(default=32, metadata={"help": "Side of the square picture the model sees."})
     modalities: str = field(default="vision,text,fusion", metadata={"help": "Which models to train, comma separated."})
@@ -109,15 +154,18 @@ def write_descriptions(dataset, out_dir: Path) -> tuple[Path, int]:
 # -- 2. models -------------------------------------------------------------------------------------
 
 
-def write_initial_model(folder: Path, args: DemoArguments) -> None:
-    """A folder with only a tiny config + the processor: the training code builds a random model from it."""
+def write_initial_model(folder: Path, args: DemoArguments, task: str = "emotic", num_frames: int = 1) -> None:
+    """A folder with only a tiny config + the processor: the training code builds a random model from it.
+
+    `num_frames` above 1 makes a clip model (BoLD): the config's `num_frames` is the most frames a clip has.
+    """
     from emofusion.synthetic import vocabulary
     from emofusion.testing import tiny_emofusion_config, tiny_processor
 
     processor = tiny_processor(words=vocabulary(), image_size=args.image_size, max_text_length=64)
     width = args.hidden_size
     config = tiny_emofusion_config(
-        "emotic",
+        task,
         vocab_size=len(processor.tokenizer),
         image_size=args.image_size,
         vision_config={
@@ -143,6 +191,7 @@ def write_initial_model(folder: Path, args: DemoArguments) -> None:
         },
         num_query_tokens=8,
         num_vad=3,
+        num_frames=num_frames,
     )
     folder.mkdir(parents=True, exist_ok=True)
     config.save_pretrained(folder)
@@ -150,20 +199,31 @@ def write_initial_model(folder: Path, args: DemoArguments) -> None:
 
 
 def train_model(
-    modality: str, init_dir: Path, data_dir: Path, descriptions: Path, out: Path, args: DemoArguments, cache_dir: str
+    modality: str,
+    init_dir: Path,
+    data_dir: Path,
+    descriptions: Path,
+    out: Path,
+    args: DemoArguments,
+    cache_dir: str,
+    dataset: str = "emotic",
+    extra: tuple[str, ...] = ("--do_predict",),
 ) -> dict:
-    """Train, calibrate and test one ablation through the real training code; return its metrics."""
+    """Train, calibrate and test one ablation through the real training code; return its metrics.
+
+    `extra` are more `emofusion train` flags: by default `--do_predict` (EMOTIC's test split has labels).
+    """
     from emofusion.training import parse_args, run_training
 
     argv = [
         "--model_name_or_path", str(init_dir),
         "--modality", modality,
-        "--dataset", "emotic",
+        "--dataset", dataset,
         "--data_dir", str(data_dir),
         "--descriptions", str(descriptions),
         "--dataset_cache_dir", cache_dir,
         "--output_dir", str(out),
-        "--do_train", "--do_eval", "--do_predict",
+        "--do_train", "--do_eval", *extra,
         "--num_train_epochs", str(args.num_train_epochs),
         "--learning_rate", str(args.learning_rate),
         "--per_device_train_batch_size", str(args.batch_size),
@@ -270,14 +330,15 @@ def format_table(results: dict[str, dict], chance: float | None = None) -> str:
     return "\n".join(lines)
 
 
-def conclusion(results: dict[str, dict]) -> str:
+def conclusion(results: dict[str, dict], visual: str = "picture") -> str:
     """What the table shows, in two or three sentences, said only where this run's numbers show it.
 
     A single modality "recovers its half" when it scores clearly higher there than on the other
     half; fusion "recovers both" when it is about as good as each single model on that model's half.
+    `visual` names the vision half's labels ("picture", or "clip" for the BoLD demo).
     """
     margin = 0.1
-    own = {"vision": ("mAP_visual", "mAP_text", "picture"), "text": ("mAP_text", "mAP_visual", "text")}
+    own = {"vision": ("mAP_visual", "mAP_text", visual), "text": ("mAP_text", "mAP_visual", "text")}
     sentences, single = [], [m for m in ("vision", "text") if m in results]
     separated = all(results[m][own[m][0]] > results[m][own[m][1]] + margin for m in single)
     if single and separated:
@@ -360,8 +421,18 @@ def run_demo(args: DemoArguments) -> dict:
     modalities = [m.strip() for m in args.modalities.split(",") if m.strip()]
     if not modalities or set(modalities) - set(MODALITIES):
         raise ValueError(f"--modalities takes some of {MODALITIES}, comma separated; got {args.modalities!r}.")
+    if args.dataset not in DATASETS:
+        raise ValueError(f"--dataset takes one of {DATASETS}; got {args.dataset!r}.")
+    args = with_defaults(args)
     threads = torch.get_num_threads()
     torch.set_num_threads(args.num_threads)
+    if args.dataset == "bold":
+        from emofusion.demo_bold import run_bold_demo
+
+        try:
+            return run_bold_demo(args, modalities)
+        finally:
+            torch.set_num_threads(threads)
     start = time.perf_counter()
     out = Path(args.output_dir)
     data_dir, descriptions, models = out / "data", out / "descriptions", out / "models"
@@ -433,7 +504,12 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         sys.stderr.write(f"emofusion demo: error: {error}\n")
         return 2
-    sys.stdout.write(report(summary, Path(args.output_dir)))
+    if args.dataset == "bold":
+        from emofusion.demo_bold import report as bold_report
+
+        sys.stdout.write(bold_report(summary, Path(args.output_dir)))
+    else:
+        sys.stdout.write(report(summary, Path(args.output_dir)))
     return 0
 
 

@@ -204,13 +204,17 @@ def _data_values(info: ModelCardInfo) -> dict[str, str]:
     name = synthetic.get("name", "synthetic data")
     writer = synthetic.get("writer", "an unrecorded program")
     made = [f"seed {synthetic['seed']}"] if "seed" in synthetic else []
-    if synthetic.get("num_images"):
-        splits, counts = zip(*synthetic["num_images"].items())
-        made.append(f"{'/'.join(map(str, counts))} {'/'.join(splits)} images")
+    for key, unit in (("num_images", "images"), ("num_clips", "clips")):  # the image demo's, the BoLD demo's
+        if synthetic.get(key):
+            splits, counts = zip(*synthetic[key].items())
+            made.append(f"{'/'.join(map(str, counts))} {'/'.join(splits)} {unit}")
     how = f" ({', '.join(made)})" if made else ""
+    # What set the labels, as the data's marker says (the BoLD demo's clips add the walking direction).
+    cues = synthetic.get("cues", "coloured patches and words")
+    media = synthetic.get("media", "photos")
     return {
         "data_notice": (
-            f"**Trained and tested on synthetic data ({name}), not on {title} or any real photos**: "
+            f"**Trained and tested on synthetic data ({name}), not on {title} or any real {media}**: "
             "its figures check the machinery and say nothing about recognising emotions.\n\n"
         ),
         "dataset_title": f"synthetic data in {title}'s file layout",
@@ -220,9 +224,9 @@ def _data_values(info: ModelCardInfo) -> dict[str, str]:
         ),
         "data_dir_hint": "<emofusion demo's output_dir>/data",
         "limitations": (
-            "The labels were set by a program, from coloured patches and words, not by people perceiving\n"
+            f"The labels were set by a program, from {cues}, not by people perceiving\n"
             "emotions: the model has learned nothing about emotion, only the synthetic rule. Use it to check\n"
-            "that training, saving and the pipeline work, never to recognise emotions in photos."
+            f"that training, saving and the pipeline work, never to recognise emotions in {media}."
         ),
     }
 
