@@ -142,6 +142,61 @@ def pipeline_on_video(pipe, video_path: str, frames: range, frame_boxes: list[li
     return subject
 
 
+class JointsPeople:
+    """A clip's person as an object detector reports people, with the box its joints file gives.
+
+    The demo's tiny models include no detector (a real one, e.g. hustvl/yolos-tiny, would come from
+    the Hub); this stands in for it in the video path (`pipe(video=..., detector=...)`), which calls
+    it once per sampled frame, in order (`detect_every=1`), on the frame at the model's working size.
+    ByteTrack then joins its boxes into a track as it joins a detector's.
+    """
+
+    def __init__(self, joints, person_id: int, sampled_frames: list[int], first_frame: int, window, video_width: int):
+        self.joints, self.person_id, self.sampled_frames = joints, person_id, sampled_frames
+        self.first_frame, self.window, self.video_width = first_frame, window, video_width
+        self.calls = 0
+
+    def __call__(self, image, threshold: float = 0.5) -> list[dict]:
+        from dataset_scripts.bold_frames import person_frame_boxes
+
+        frame = self.sampled_frames[self.calls]
+        self.calls += 1
+        (box,) = person_frame_boxes(self.joints, self.person_id, [self.first_frame + frame], self.window)
+        scale = image.width / self.video_width
+        x1, y1, x2, y2 = (v * scale for v in box)
+        return [{"score": 1.0, "label": "person", "box": {"xmin": x1, "ymin": y1, "xmax": x2, "ymax": y2}}]
+
+
+def video_path_on(pipe, video_path: Path, clip, joints, description: str, num_frames: int, out_dir: Path) -> dict:
+    """The pipeline's video path on a whole test video: `pipe(video=...)`'s timeline of person 0, the annotated
+    H.264 video and the timeline plot, as `emofusion predict VIDEO` writes them.
+
+    Every `CLIP_LENGTH // (num_frames + 1)`-th frame is read, so that one window of `num_frames`
+    sampled frames spans the clip as the training clips do (ByteTrack confirms a person on its
+    second sighting, so the first sampled frame starts no window).
+    """
+    from emofusion.synthetic_bold import CLIP_LENGTH, FRAME_SIZE
+    from emofusion.video_outputs import plot_timeline, write_annotated_video
+
+    step = max(1, CLIP_LENGTH // (num_frames + 1))
+    window = (clip.min_frame, clip.max_frame)
+    person = JointsPeople(joints, clip.walkers[0].person_id, list(range(0, CLIP_LENGTH, step)), clip.first_frame,
+                          window, FRAME_SIZE[0])  # fmt: skip
+    timeline = pipe(video=str(video_path), every_n_frames=step, detector=person, description=description)
+    annotated = write_annotated_video(timeline, video_path, out_dir / "annotated.mp4")
+    plot = plot_timeline(timeline, out_dir / "timeline.png")
+    (out_dir / "timeline.json").write_text(json.dumps(timeline, indent=2), encoding="utf-8")
+    windows = [window for track in timeline["tracks"] for window in track["windows"]]
+    return {
+        "every_n_frames": step,
+        "tracks": len(timeline["tracks"]),
+        "windows": [{"time": w["time"], "labels": [label["label"] for label in w["labels"]]} for w in windows],
+        "annotated_video": str(annotated),
+        "plot": str(plot),
+        "timeline": str(out_dir / "timeline.json"),
+    }
+
+
 def run_pipeline(model_dir: Path, data_dir: Path, clip, descriptions: Path, out_png: Path) -> dict:
     """Reload a trained model with from_pretrained and run the pipeline on the first person of a test clip."""
     from transformers import pipeline
@@ -172,6 +227,7 @@ def run_pipeline(model_dir: Path, data_dir: Path, clip, descriptions: Path, out_
     middle = len(frames) // 2
     (frame,) = decode_video_frames(str(video_path), [frames[middle]])
     draw_predictions(frame, [{**subject, "bbox": boxes[middle]}], min_size=480).save(out_png)
+    through_video = video_path_on(pipe, video_path, clip, joints, description, model.config.num_frames, out_png.parent)
     return {
         "id": example_id,
         "video": str(video_path),
@@ -183,6 +239,7 @@ def run_pipeline(model_dir: Path, data_dir: Path, clip, descriptions: Path, out_
         "true_labels": walker.categories,
         "true_vad": walker.vad,
         "annotated": str(out_png),
+        "video_path": through_video,
     }
 
 
@@ -206,7 +263,16 @@ def report(summary: dict, output_dir: Path) -> str:
     ]
     if vad:
         lines.append(f"  VAD       {vad} predicted, {', '.join(f'{v:.1f}' for v in example['true_vad'])} true")
-    lines.append(f"Its middle frame, annotated: {example['annotated']}. Everything is in {output_dir}.\n")
+    lines.append(f"Its middle frame, annotated: {example['annotated']}.")
+    video = example.get("video_path")
+    if video:
+        found = "; ".join(f"at {w['time']:.1f} s {', '.join(w['labels']) or '(none)'}" for w in video["windows"])
+        lines.append(
+            f"The whole video through the pipeline's video path (pipe(video=...), every {video['every_n_frames']}th "
+            f"frame, person 0 tracked): {found or 'no window'}.\n  Annotated video: {video['annotated_video']}; "
+            f"timeline plot: {video['plot']}; timeline: {video['timeline']}."
+        )
+    lines.append(f"Everything is in {output_dir}.\n")
     return "\n".join(lines)
 
 

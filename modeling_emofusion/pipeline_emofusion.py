@@ -539,9 +539,11 @@ class EmotionInContextPipeline(ChunkPipeline):
                 f"Loading the description model {model_id_or_path!r}"
                 + (" recorded in the config." if recorded else ".")
             )
-            # Generation settings are a VLLM's only when a VLLM wrote the training descriptions; others (the
-            # demo's synthetic writer records {"writer": ...}) are no `generate` arguments.
-            generation = (config.description_generation or {}) if config.description_model else {}
+            # The recorded generation settings, unless a program rather than a VLLM wrote the training
+            # descriptions (the demo's synthetic writer records {"writer": ...}): those are no `generate` arguments.
+            generation = dict(config.description_generation or {})
+            if "writer" in generation:
+                generation = {}
             try:
                 with hub_access(model_id_or_path, what="description model"):
                     self._describers[key] = TransformersDescriber.from_pretrained(

@@ -120,3 +120,23 @@ def test_output_and_cards_say_the_data_is_synthetic(demo):
         lines = [line for line in body.splitlines() if line.strip()]
         assert "synthetic data" in lines[1].lower() and "not on BoLD or any real videos" in lines[1]
         assert "emofusion.synthetic_bold.write_synthetic_bold" in card and "change colour during the clip" in card
+
+
+def test_whole_video_through_the_video_path(demo):
+    """The demo's last step runs `pipe(video=...)` on the test video: one tracked person, a timeline whose
+    window holds its scores, an annotated H.264 video with every frame of the file, and the plot."""
+    import av
+    from PIL import Image
+
+    out, summary, stdout, _ = demo
+    video = summary["example"]["video_path"]
+    assert video["tracks"] == 1 and video["windows"] and "pipeline's video path" in stdout
+    timeline = json.loads(Path(video["timeline"]).read_text(encoding="utf-8"))
+    (track,) = timeline["tracks"]
+    assert all(len(window["scores"]) == 26 and window["box"] for window in track["windows"])
+    assert timeline["window_frames"] == SMALL["num_frames"]
+    with av.open(video["annotated_video"]) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264" and sum(1 for _ in container.decode(stream)) == 20
+    with Image.open(video["plot"]) as plot:
+        assert plot.format == "PNG"

@@ -61,7 +61,7 @@ def ensure_demo_model(folder: str | os.PathLike | None = None, demo_args=None) -
     from dataset_scripts import load_emotion_dataset
     from emofusion import demo
 
-    args = demo_args if demo_args is not None else demo.DemoArguments()
+    args = demo.with_defaults(demo_args if demo_args is not None else demo.DemoArguments())
     folder.mkdir(parents=True, exist_ok=True)
     logger.warning(
         f"No demo model in {folder}: training one with `emofusion demo`'s code on synthetic data "
