@@ -120,6 +120,9 @@ def test_output_and_cards_say_the_data_is_synthetic(demo):
         lines = [line for line in body.splitlines() if line.strip()]
         assert "synthetic data" in lines[1].lower() and "not on BoLD or any real videos" in lines[1]
         assert "emofusion.synthetic_bold.write_synthetic_bold" in card and "change colour during the clip" in card
+        # A clip model's card shows clip inputs, and reproduces the validation figures it reports (no test labels).
+        assert "processor(videos=[frames]" in card and "images=Image.open" not in card
+        assert "Reproduce the validation figures" in card and "--do_eval" in card and "--do_predict" not in card
 
 
 def test_whole_video_through_the_video_path(demo):

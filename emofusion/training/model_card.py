@@ -281,6 +281,10 @@ def render_model_card(info: ModelCardInfo, config, template: str | None = None) 
         "per_class_files": per_class or "none",
         "description_section": _description_section(info),
         "score_fn": ".softmax(-1)" if single else ".sigmoid()",
+        "inputs_snippet": _inputs_snippet(config.num_frames),
+        # The figures shown are the test split's when there are any (BoLD's test split has no labels).
+        "reproduce_split": "test" if any(k.startswith("test_") for k in info.metrics) else "validation",
+        "reproduce_flag": "--do_predict" if any(k.startswith("test_") for k in info.metrics) else "--do_eval",
         "descriptions_flag": f"--descriptions {info.description_source} " if info.description_source else "",
         "eval_extra": " --per_device_eval_batch_size " + str(args.get("per_device_eval_batch_size", 8)),
         "split_sizes": ", ".join(f"{k}: {v}" for k, v in info.split_sizes.items()) or "sizes not recorded",
@@ -297,6 +301,21 @@ def render_model_card(info: ModelCardInfo, config, template: str | None = None) 
         "data_args_json": json.dumps(info.data_args, indent=2, sort_keys=True, default=str),
     }
     return Template(template).substitute(values)
+
+
+def _inputs_snippet(num_frames: int) -> str:
+    """The card's input line: a photo for an image model, `num_frames` frames with a box each for a clip model."""
+    if num_frames <= 1:
+        return (
+            'inputs = processor(images=Image.open("photo.jpg"), bbox=[x1, y1, x2, y2], '
+            "text=\"<the VLLM's description>\")"
+        )
+    return (
+        f"# A clip: {num_frames} frames (config.num_frames), the person's box in each; or pipeline(video=...).\n"
+        f'frames = [Image.open(f"frame_{{i}}.jpg") for i in range({num_frames})]\n'
+        "inputs = processor(videos=[frames], bbox=[[[x1, y1, x2, y2]] * len(frames)], "
+        'text=["<the VLLM\'s description>"], return_tensors="pt")'
+    )
 
 
 def write_model_card(info: ModelCardInfo, config, output_dir: str) -> str:
