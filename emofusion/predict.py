@@ -192,26 +192,11 @@ def main(argv: list[str] | None = None) -> int:
     image = readable_picture(args.image)
 
     # Heavy imports only once the arguments are known to be fine.
-    from transformers import pipeline
-
-    from modeling_emofusion import load_pipeline
-    from modeling_emofusion.pipeline_emofusion import DEFAULT_DETECTOR, load_picture
+    from modeling_emofusion.pipeline_emofusion import load_picture
 
     from .annotate import draw_predictions
-    from .hub_errors import hub_errors
 
-    device = resolve_device(args.device)
-    with hub_errors(args.model, what="--model"):
-        # The installed pipeline, model and processor code, not the checkpoint's saved copy: no remote code.
-        pipe = load_pipeline(args.model, revision=args.revision, device=device)
-    describer = None
-    if pipe.model.config.modality != "vision" and not args.description:
-        describer = load_describer(pipe, args)
-    detector = None
-    if args.detect:
-        name = args.detector or DEFAULT_DETECTOR
-        with hub_errors(name, what="--detector" if args.detector else "the default person detector"):
-            detector = pipeline("object-detection", model=name, device=pipe.device)
+    pipe, describer, detector = load_parts(args, detect=args.detect)
     bbox = None
     if args.bbox:
         bbox = args.bbox[0] if len(args.bbox) == 1 else args.bbox
@@ -290,14 +275,9 @@ def check_video_args(args) -> None:
         check_output_file(args.output)
 
 
-def predict_video(args) -> int:
-    """`emofusion predict VIDEO ...`: the timeline JSON, and optionally the annotated mp4 and the plot."""
-    check_video_args(args)
-    from modeling_emofusion.video_reading import VideoReader
-
-    # The video is checked (found, a video, decodable container) before a model loads.
-    VideoReader(args.image).close()
-
+def load_parts(args, detect: bool):
+    """The pipeline for `--model`, the describer it needs (none when descriptions are given or the model reads
+    no text) and, with `detect`, the person detector: (pipe, describer, detector), with one-line Hub errors."""
     from transformers import pipeline
 
     from modeling_emofusion import load_pipeline
@@ -307,15 +287,28 @@ def predict_video(args) -> int:
 
     device = resolve_device(args.device)
     with hub_errors(args.model, what="--model"):
+        # The installed pipeline, model and processor code, not the checkpoint's saved copy: no remote code.
         pipe = load_pipeline(args.model, revision=args.revision, device=device)
     describer = None
     if pipe.model.config.modality != "vision" and not args.description:
         describer = load_describer(pipe, args)
     detector = None
-    if not args.bbox:
+    if detect:
         name = args.detector or DEFAULT_DETECTOR
         with hub_errors(name, what="--detector" if args.detector else "the default person detector"):
             detector = pipeline("object-detection", model=name, device=pipe.device)
+    return pipe, describer, detector
+
+
+def predict_video(args) -> int:
+    """`emofusion predict VIDEO ...`: the timeline JSON, and optionally the annotated mp4 and the plot."""
+    check_video_args(args)
+    from modeling_emofusion.video_reading import VideoReader
+
+    # The video is checked (found, a video, decodable container) before a model loads.
+    VideoReader(args.image).close()
+
+    pipe, describer, detector = load_parts(args, detect=not args.bbox)
     timeline = pipe(
         video=args.image,
         fps=args.fps,
