@@ -298,9 +298,8 @@ def test_two_users_at_once_get_their_own_results(app_url, demo_dir):
             assert_same_results(job.result(timeout=120)[3], direct(demo_dir / "fusion", asked[name]))
 
 
-def test_page_in_a_real_browser(app_url, tmp_path):
-    """Headless Chromium: the page loads with its notice, a photo is uploaded, a box clicked, a description typed,
-    the button pressed; the annotated picture, the chart and the table appear."""
+def playwright_or_skip():
+    """playwright's `sync_playwright`, once Debian's chromium is known to be there; a skip only outside CI."""
     if not Path(CHROMIUM).is_file():
         if os.environ.get("CI"):
             pytest.fail(f"CI is set but {CHROMIUM} is missing: .ci/run installs Debian's chromium")
@@ -311,7 +310,13 @@ def test_page_in_a_real_browser(app_url, tmp_path):
         if os.environ.get("CI"):
             raise
         pytest.skip("playwright is not installed (pip install -e '.[dev]')")
+    return sync_playwright
 
+
+def test_page_in_a_real_browser(app_url, tmp_path):
+    """Headless Chromium: the page loads with its notice, a photo is uploaded, a box clicked, a description typed,
+    the button pressed; the annotated picture, the chart and the table appear."""
+    sync_playwright = playwright_or_skip()
     with sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=CHROMIUM)
         try:
@@ -348,6 +353,39 @@ def test_page_in_a_real_browser(app_url, tmp_path):
             with Image.open(screenshot) as picture:
                 assert picture.width >= 1400 and picture.height > 1000
         finally:
+            browser.close()
+
+
+def test_video_tab_in_a_real_browser(app_url, tmp_path):
+    """Headless Chromium on the Video tab: a video uploaded, a box and a description typed, the button pressed; the
+    annotated video plays in the browser (H.264: Chromium decodes its frames), the plot and the tracks appear."""
+    from emofusion.testing_video import write_figures_video
+
+    video = tmp_path / "walk.mp4"
+    write_figures_video(video, num_frames=10)
+    sync_playwright = playwright_or_skip()
+    with sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(app_url)
+            page.get_by_role("tab", name="Video").click()
+            page.wait_for_selector("#run-video-btn")
+            page.set_input_files("#inp-video input[type=file]", str(video))
+            page.wait_for_selector("#inp-video video", timeout=60000)
+            page.locator("#inp-video-box textarea, #inp-video-box input").first.fill("10, 10, 80, 90")
+            page.locator("#inp-video-description textarea").first.fill(TWO_PEOPLE[0][4])
+            page.click("#run-video-btn")
+            page.wait_for_selector("#out-timeline img", timeout=60000)
+            # The track's row: 1 s of video read at 2 frames a second, so its last window is at 0.5 s.
+            page.wait_for_function("document.querySelector('#out-tracks').innerText.includes('0.5')", timeout=60000)
+            # readyState 2: the browser has decoded the current frame; error: null, it could play the file.
+            video_element = "document.querySelector('#out-video video')"
+            playing = f"{video_element} && {video_element}.readyState >= 2"
+            page.wait_for_function(playing, timeout=60000)
+            assert page.evaluate(f"{video_element}.error") is None
+        finally:
+            page.screenshot(path=str(tmp_path / "app-video.png"), full_page=True)  # also to see what went wrong
             browser.close()
 
 
