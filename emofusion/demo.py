@@ -472,8 +472,13 @@ def run_demo(args: DemoArguments) -> dict:
         "example": example,
         "notice": NOTICE,
     }
+    return save_summary(out, summary, format_table(results, chance))
+
+
+def save_summary(out: Path, summary: dict, table: str) -> dict:
+    """Write a demo's results to `<out>/demo_results.json`; return them with their printed `table` added."""
     (out / "demo_results.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
-    summary["table"] = format_table(results, chance)
+    summary["table"] = table
     return summary
 
 

@@ -282,7 +282,7 @@ def report(summary: dict, output_dir: Path) -> str:
 def run_bold_demo(args, modalities: list[str]) -> dict:
     """Run the whole BoLD demo; return (and write to `<output_dir>/demo_results.json`) its results."""
     from dataset_scripts import load_emotion_dataset
-    from emofusion.demo import chance_map, train_model, write_initial_model
+    from emofusion.demo import chance_map, save_summary, train_model, write_initial_model
 
     start = time.perf_counter()
     out = Path(args.output_dir)
@@ -325,6 +325,4 @@ def run_bold_demo(args, modalities: list[str]) -> dict:
         "example": example,
         "notice": NOTICE,
     }
-    (out / "demo_results.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
-    summary["table"] = format_table(results, chance)
-    return summary
+    return save_summary(out, summary, format_table(results, chance))

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 from PIL import Image
+from ports import free_port
 
 
 pytest.importorskip("gradio")
@@ -48,12 +49,6 @@ TWO_PEOPLE = [
     [300, 280, 512, 512, "The person in the red box sits alone, tired and sad."],
 ]
 TINY_DEMO = {"train_images": 8, "val_images": 4, "test_images": 2, "num_train_epochs": 1.0, "batch_size": 8}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Server:

@@ -107,31 +107,30 @@ def draw_people(image: Image.Image, subjects: Sequence[dict], top_k: int = 3) ->
             left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
             if right - left + 6 <= canvas.width:
                 break
-        w, h = right - left + 6, bottom - top + 6
-        x, y = place_caption(canvas.size, box, (w, h), taken)
-        taken.append((x, y, x + w, y + h))
-        draw.rectangle((x, y, x + w, y + h), fill=colour, outline=(0, 0, 0))
-        draw.text((x + 3 - left, y + 3 - top), text, fill=(0, 0, 0), font=font)
+        _draw_caption(draw, canvas.size, box, text, font, colour, taken)
     return canvas
+
+
+def _draw_caption(draw, size, box, text: str, font, colour, taken: list[tuple]) -> None:
+    """`text` on a `colour` label near `box`, placed clear of the labels in `taken` (to which it is added)."""
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+    w, h = right - left + 6, bottom - top + 6
+    x, y = place_caption(size, box, (w, h), taken)
+    taken.append((x, y, x + w, y + h))
+    draw.rectangle((x, y, x + w, y + h), fill=colour, outline=(0, 0, 0))
+    draw.text((x + 3 - left, y + 3 - top), text, fill=(0, 0, 0), font=font)
 
 
 def draw_boxes(image: Image.Image, boxes: Sequence[Sequence[float]]) -> Image.Image:
     """The picture with the people's boxes and numbers only: the page's preview of the people table."""
-    subjects = [{"bbox": list(box), "labels": [], "scores": [{"label": "", "score": 0.0}]} for box in boxes]
     canvas, factor = display_picture(image)
     draw = ImageDraw.Draw(canvas)
     long_side = max(canvas.size)
     font = _font(max(12, long_side // 42))
     taken: list[tuple] = []
-    for index, subject in enumerate(subjects):
+    for index, box in enumerate(boxes):
         colour = PALETTE[index % len(PALETTE)]
-        box = [float(v) * factor for v in subject["bbox"]]
+        box = [float(v) * factor for v in box]
         draw.rectangle(box, outline=colour, width=max(2, long_side // 250))
-        text = str(index + 1)
-        left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
-        w, h = right - left + 8, bottom - top + 6
-        x, y = place_caption(canvas.size, box, (w, h), taken)
-        taken.append((x, y, x + w, y + h))
-        draw.rectangle((x, y, x + w, y + h), fill=colour, outline=(0, 0, 0))
-        draw.text((x + 4 - left, y + 3 - top), text, fill=(0, 0, 0), font=font)
+        _draw_caption(draw, canvas.size, box, str(index + 1), font, colour, taken)
     return canvas
